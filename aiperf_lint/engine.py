@@ -1,0 +1,362 @@
+"""Lint one source text: prefilter, parse once, run all rules in one traversal.
+
+Cost model (why the engine looks like this): `libcst.parse_module` is about
+12x `ast.parse`, and LibCST's full metadata resolution several times the
+parse. So:
+
+1. a file whose bytes contain no trigger of any enabled rule is never parsed;
+2. the only analysis is `semantic.Context`, built in the same traversal;
+3. positions are computed only when something was reported, and only once.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import tokenize
+import traceback
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from aiperf_lint.model import FileError, Finding, TextEdit
+from aiperf_lint.rule import Report, Rule
+from aiperf_lint.semantic import Context
+
+SKIP_FILE = re.compile(rb"#\s*aiperf-lint:\s*skip-file\b")
+FILE_NOQA = re.compile(
+    r"#\s*aiperf-lint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?",
+    re.IGNORECASE,
+)
+NOQA = re.compile(
+    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?",
+    re.IGNORECASE,
+)
+
+# A statement nested deeper than this cannot come from real code, and the
+# native parser may exhaust the C stack before raising; refuse it cleanly.
+MAX_NESTING = 200
+
+
+@dataclass
+class SourceText:
+    text: str
+    encoding: str  # as detected; "utf-8-sig" when the file starts with a BOM
+
+
+class LintError(Exception):
+    """A per-file failure that becomes a FileError (never a traceback)."""
+
+    def __init__(self, error: FileError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def decode(data: bytes, path: str) -> SourceText:
+    if b"\x00" in data:
+        raise LintError(FileError(path, "file contains NUL bytes; not Python source", kind="decode"))
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise LintError(FileError(path, f"cannot detect encoding: {exc.msg}", kind="decode"))
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise LintError(
+            FileError(path, f"cannot decode as {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}", kind="decode")
+        ) from None
+    return SourceText(text, encoding)
+
+
+def encode(source: SourceText, text: str) -> bytes:
+    return text.encode(source.encoding)
+
+
+def parse(text: str, path: str) -> cst.Module:
+    depth = _max_bracket_depth(text)
+    if depth > MAX_NESTING:
+        raise LintError(
+            FileError(path, f"expression nesting too deep to analyse ({depth} levels)", kind="syntax")
+        )
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        message = str(exc).splitlines()
+        detail = message[1] if len(message) > 1 else message[0]
+        detail = re.sub(r"^parser error: error at \d+:\d+: ", "", detail)
+        raise LintError(
+            FileError(path, f"SyntaxError: {detail}", exc.raw_line, exc.raw_column + 1, kind="syntax")
+        ) from None
+    except RecursionError:
+        raise LintError(FileError(path, "expression nesting too deep to analyse", kind="syntax")) from None
+
+
+def _max_bracket_depth(text: str) -> int:
+    # Cheap upper bound (strings and comments included): only used to refuse
+    # pathological inputs, so a false high count on real code never matters
+    # below MAX_NESTING.
+    if text.count("(") + text.count("[") + text.count("{") < MAX_NESTING:
+        return 0
+    depth = best = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            if depth > best:
+                best = depth
+        elif ch in ")]}" and depth:
+            depth -= 1
+    return best
+
+
+# ---------------------------------------------------------------- traversal
+
+
+class _Dispatcher(cst.CSTVisitor):
+    """Runs the semantic layer and every rule's visit_/leave_ methods in one pass.
+
+    Equivalent to LibCST's BatchableCSTVisitor batching, plus an ordering
+    guarantee: the Context enters a node before any rule visits it and leaves it
+    after every rule has left it.
+    """
+
+    def __init__(self, ctx: Context, rules: Sequence[Rule]) -> None:
+        self.ctx = ctx
+        self.visit_table: dict[str, list] = {}
+        self.leave_table: dict[str, list] = {}
+        for rule in rules:
+            for attr, prefix, table in _rule_methods(type(rule)):
+                table_ = self.visit_table if prefix == "visit_" else self.leave_table
+                table_.setdefault(attr[len(prefix) :], []).append(getattr(rule, attr))
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.ctx.enter(node)
+        for method in self.visit_table.get(type(node).__name__, ()):
+            method(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        for method in self.leave_table.get(type(original_node).__name__, ()):
+            method(original_node)
+        self.ctx.leave(original_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.ctx.enter_attribute(node, attribute)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+
+_METHOD_CACHE: dict[type, list[tuple[str, str, None]]] = {}
+
+
+def _rule_methods(rule_type: type) -> list[tuple[str, str, None]]:
+    cached = _METHOD_CACHE.get(rule_type)
+    if cached is None:
+        cached = [
+            (attr, prefix, None)
+            for attr in dir(rule_type)
+            for prefix in ("visit_", "leave_")
+            if attr.startswith(prefix) and callable(getattr(rule_type, attr))
+        ]
+        _METHOD_CACHE[rule_type] = cached
+    return cached
+
+
+# ---------------------------------------------------------------- linting
+
+
+@dataclass
+class Analysis:
+    """The result of one traversal: reports still tied to CST nodes."""
+
+    module: cst.Module
+    text: str
+    reports: list[tuple[type[Rule], Report]]
+    errors: list[FileError]
+
+
+def active_rules(data: bytes, rules: Iterable[type[Rule]]) -> list[type[Rule]]:
+    """The rules whose trigger bytes occur in the file."""
+    return [r for r in rules if not r.triggers or any(t in data for t in r.triggers)]
+
+
+def analyse(text: str, rules: Sequence[type[Rule]], path: str, module: cst.Module | None = None) -> Analysis:
+    module = module if module is not None else parse(text, path)
+    ctx = Context(module, path)
+    instances = [rule(ctx) for rule in rules]
+    errors: list[FileError] = []
+    try:
+        module.visit(_Dispatcher(ctx, instances))
+    except RecursionError:
+        errors.append(FileError(path, "expression nesting too deep to analyse", kind="syntax"))
+    except Exception as exc:  # a rule bug must not take down the run
+        errors.append(_internal_error(path, exc, instances))
+    reports = [(type(rule), report) for rule in instances for report in rule.reports]
+    return Analysis(module, text, reports, errors)
+
+
+def _internal_error(path: str, exc: Exception, instances: Sequence[Rule]) -> FileError:
+    tb = traceback.format_exc()
+    rule_code = "engine"
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        for rule in instances:
+            module_file = sys.modules[type(rule).__module__].__file__
+            if module_file and frame.filename == module_file:
+                rule_code = type(rule).code
+                break
+        else:
+            continue
+        break
+    cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return FileError(path, f"internal error in {rule_code}: {cause}", kind="internal", traceback=tb)
+
+
+def lint_text(
+    text: str,
+    rules: Sequence[type[Rule]],
+    path: str = "<string>",
+    with_fixes: bool = True,
+) -> tuple[list[Finding], list[FileError]]:
+    """Findings of `rules` on `text`, noqa applied, positions resolved."""
+    if not rules:
+        return [], []
+    analysis = analyse(text, rules, path)
+    if not analysis.reports:
+        return [], analysis.errors
+    findings = to_findings(analysis, path, with_fixes)
+    return apply_noqa(findings, text), analysis.errors
+
+
+def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding]:
+    from aiperf_lint.fixer import edits_for_fix
+
+    positions = MetadataWrapper(analysis.module, unsafe_skip_copy=True).resolve(PositionProvider)
+    findings = []
+    seen: set[tuple] = set()
+    for rule, report in analysis.reports:
+        pos = positions.get(report.node)
+        if pos is None:
+            continue
+        key = (rule.code, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+        if key in seen:
+            continue
+        seen.add(key)
+        stmt_pos = positions.get(report.statement) if report.statement is not None else None
+        statement_line = stmt_pos.start.line if stmt_pos else pos.start.line
+        finding = Finding(
+            code=rule.code,
+            name=rule.name,
+            message=report.message,
+            path=path,
+            line=pos.start.line,
+            column=pos.start.column + 1,
+            end_line=pos.end.line,
+            end_column=pos.end.column + 1,
+            statement_line=statement_line,
+            statement_text=_statement_text(analysis.module, report),
+        )
+        if report.fix is not None and with_fixes:
+            try:
+                finding.edits = [
+                    edit.located(analysis.text)
+                    for edit in edits_for_fix(analysis.module, analysis.text, report.fix)
+                ]
+                finding.fix_applicability = report.fix.applicability if finding.edits else None
+            except Exception as exc:  # a broken fix is dropped, never applied
+                finding.edits = []
+                finding.message += f" (fix unavailable: {type(exc).__name__})"
+        findings.append(finding)
+    findings.sort(key=Finding.sort_key)
+    return findings
+
+
+def _statement_text(module: cst.Module, report: Report) -> str:
+    node = report.statement if report.statement is not None else report.node
+    if isinstance(node, cst.SimpleStatementLine):
+        code = module.code_for_node(node.with_changes(leading_lines=()))
+    elif isinstance(node, cst.BaseCompoundStatement):
+        code = module.code_for_node(node.with_changes(leading_lines=(), body=cst.SimpleStatementSuite(body=())))
+    else:
+        code = module.code_for_node(node)
+    return " ".join(code.split())
+
+
+# ---------------------------------------------------------------- noqa
+
+
+def noqa_map(text: str) -> dict[int, set[str] | None]:
+    """line -> codes suppressed there (None = all), from real comments only."""
+    out: dict[int, set[str] | None] = {}
+    if "noqa" not in text.lower():
+        return out
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        comments = [(tok.start[0], tok.string) for tok in tokens if tok.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        comments = [
+            (i, line[line.index("#") :])
+            for i, line in enumerate(text.splitlines(), 1)
+            if "#" in line
+        ]
+    for line, comment in comments:
+        match = NOQA.search(comment)
+        if match is None:
+            continue
+        codes = match.group("codes")
+        if codes is None:
+            out[line] = None
+        else:
+            previous = out.get(line, set())
+            if previous is not None:
+                out[line] = previous | set(re.split(r"[\s,]+", codes.upper().strip()))
+    return out
+
+
+def file_noqa(text: str) -> set[str] | None | bool:
+    """`# aiperf-lint: noqa` (all, returns None) or `: AIP401` (those codes); False if absent."""
+    match = FILE_NOQA.search(text)
+    if match is None:
+        return False
+    codes = match.group("codes")
+    return None if codes is None else set(re.split(r"[\s,]+", codes.upper().strip()))
+
+
+def apply_noqa(findings: list[Finding], text: str) -> list[Finding]:
+    file_level = file_noqa(text)
+    if file_level is None:
+        return []
+    lines = noqa_map(text)
+    kept = []
+    for finding in findings:
+        if file_level and finding.code in file_level:
+            continue
+        if _suppressed(finding, lines):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _suppressed(finding: Finding, lines: dict[int, set[str] | None]) -> bool:
+    for line in {finding.line, finding.statement_line}:
+        if line in lines:
+            codes = lines[line]
+            if codes is None or finding.code in codes:
+                return True
+    return False
+
+
+__all__ = [
+    "LintError",
+    "SourceText",
+    "TextEdit",
+    "active_rules",
+    "analyse",
+    "decode",
+    "encode",
+    "lint_text",
+    "parse",
+]
