@@ -69,7 +69,10 @@ def _measure(
     entry["equivalence"] = {"checked": True, "equal": mismatch is None, "message": mismatch}
     if mismatch is not None:
         entry.update(
-            status="different", verdict="FAILED: results differ", passed=False, note=mismatch
+            status="different",
+            verdict="FAILED: results differ",
+            passed=False,
+            note=f"before.py and after.py return different results (before vs after): {mismatch}",
         )
         return
     samples, calls, note = time_interleaved(runners, options, progress)
@@ -209,7 +212,7 @@ def new_entry(pair: Pair, size_label: str, size: int, device: str) -> dict:
 
 
 def mark_error(entry: dict, message: str) -> None:
-    entry.update(status="error", verdict="error", passed=False, error=message, note=message)
+    entry.update(status="error", verdict="ERROR", passed=False, error=message, note=message)
 
 
 def mark_skipped(entry: dict, reason: str) -> None:

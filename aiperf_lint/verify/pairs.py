@@ -6,12 +6,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiperf_lint.verify import NAMED_SIZES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the core install depends on tomli there
     import tomli as tomllib
 
-NAMED_SIZES = ("small", "default", "large")
 FIX_KINDS = ("safe", "unsafe", "none")
 METRICS = ("time", "memory")
 DEFAULT_TIMEOUT_S = 120.0

@@ -73,7 +73,7 @@ def chart_before_after(document: dict, path: Path) -> Path | None:
     axes.set_xlim(low, high * 30)  # room for the speed-up labels right of the bars
     axes.set_xlabel("time per run() call, s (median, IQR bars; log scale)")
     axes.set_title(f"aiperf-lint verify: before vs after on {device_label(document['machine'])}")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(plt, figure, path)
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-
-from aiperf_lint.verify.report import summarize
 
 RESULTS_GLOB = "RESULTS-*.json"
 GAIN_VERDICTS = ("faster", "less memory")
@@ -97,6 +94,8 @@ def _ratio_text(ratio: float) -> str:
 
 def write_results(document: dict, path: Path) -> Path:
     """Write the evidence file, keeping earlier entries for pairs this run did not measure."""
+    from aiperf_lint.verify.report import summarize  # writing is rare; keep load_results light
+
     fresh = {_key(entry) for entry in document["pairs"]}
     kept = [entry for entry in _previous_entries(path) if _key(entry) not in fresh]
     pairs = sorted(kept + document["pairs"], key=_key)
@@ -122,6 +121,8 @@ def _previous_entries(path: Path) -> list[dict]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
