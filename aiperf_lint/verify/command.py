@@ -113,10 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiperf-lint verify")
     add_arguments(parser)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.command_line = ["aiperf-lint", "verify", *argv]
-    return run(args)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

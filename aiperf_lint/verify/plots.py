@@ -78,9 +78,9 @@ def chart_before_after(document: dict, path: Path) -> Path | None:
 
 
 def sweep_plot(entries: list[dict], device_label: str, path: Path) -> Path | None:
-    """Time vs size, log-log, before and after, for one pair's sweep."""
+    """Time vs size, log-log, before and after, for one pair's sweep. None: < 2 sizes timed."""
     entries = sorted(_timed(entries), key=lambda e: e["size"])
-    if not entries:
+    if len(entries) < 2:
         return None
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 5))
@@ -108,19 +108,20 @@ def sweep_plot(entries: list[dict], device_label: str, path: Path) -> Path | Non
     axes.set_yscale("log")
     axes.set_xlabel("size (setup argument)")
     axes.set_ylabel("time per run() call, s")
-    axes.set_title(f"{entries[0]['rule']} {entries[0]['pair']} on {device_label}")
+    axes.set_title(f"{_pair_name(entries[0])} on {device_label}")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     return _save(plt, figure, path)
 
 
+def _pair_name(entry: dict) -> str:
+    """Pair dirs are named <CODE>_<slug>; add the code only when the name lacks it."""
+    pair, rule = entry["pair"], entry["rule"]
+    return pair if pair.startswith(rule) else f"{rule} {pair}"
+
+
 def _pair_label(entry: dict) -> str:
-    name = (
-        entry["pair"]
-        if entry["pair"].startswith(entry["rule"])
-        else f"{entry['rule']} {entry['pair']}"
-    )
-    return f"{name} (n={entry['size']})"
+    return f"{_pair_name(entry)} (n={entry['size']})"
 
 
 def _gain_label(entry: dict) -> str:

@@ -164,7 +164,7 @@ def _sizes(pair: Pair | tuple[Path, str], args: argparse.Namespace) -> list[tupl
     if not isinstance(pair, Pair):
         return [("?", 0)]
     if args.sweep and pair.sweep:
-        return [("sweep", size) for size in pair.sweep]
+        return [(str(size), size) for size in pair.sweep]
     return [(args.size, pair.size_for(args.size))]
 
 
@@ -197,7 +197,18 @@ def _settings(args: argparse.Namespace, options: Options) -> dict:
 
 
 def _command_line(args: argparse.Namespace) -> list[str]:
-    return getattr(args, "command_line", None) or ["aiperf-lint", *sys.argv[1:]]
+    """The run as one canonical, re-runnable command, however it was invoked."""
+    command = ["aiperf-lint", "verify", *(str(path) for path in args.fixture_dirs)]
+    for flag in ("rule", "device", "size", "repeat", "min_time", "timeout", "memory_cap", "report"):
+        value = getattr(args, flag)
+        if value is not None:
+            command += ["--" + flag.replace("_", "-"), str(value)]
+    for flag in ("sweep", "check_only", "write_results"):
+        if getattr(args, flag):
+            command.append("--" + flag.replace("_", "-"))
+    if args.format != "text":
+        command += ["--format", args.format]
+    return command
 
 
 def _emit(document: dict, output_format: str) -> None:
