@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from aiperf_lint import engine, fixer, registry
 from aiperf_lint.model import FileError, Finding
@@ -14,7 +14,9 @@ def _rules(select: Iterable[str] | None):
     return [by_code[c] for c in sorted(codes)]
 
 
-def check_source(source: str, path: str = "<string>", select: Iterable[str] | None = None) -> list[Finding]:
+def check_source(
+    source: str, path: str = "<string>", select: Iterable[str] | None = None
+) -> list[Finding]:
     """Findings for a source text (noqa honoured). Raises engine.LintError on syntax errors."""
     rules = engine.active_rules(source.encode("utf-8", "surrogatepass"), _rules(select))
     findings, _errors = engine.lint_text(source, rules, path)
@@ -31,7 +33,9 @@ def check_source_with_errors(
         return [], [exc.error]
 
 
-def fix_source(source: str, path: str = "<string>", unsafe: bool = False, select: Iterable[str] | None = None) -> str:
+def fix_source(
+    source: str, path: str = "<string>", unsafe: bool = False, select: Iterable[str] | None = None
+) -> str:
     """What `aiperf-lint check --fix [--unsafe-fixes]` makes of `source`."""
     rules = engine.active_rules(source.encode("utf-8", "surrogatepass"), _rules(select))
     if not rules:

@@ -26,7 +26,7 @@ LAZY_COMMANDS = {
 }
 SUBCOMMANDS = {"check", "rule", "rules", *LAZY_COMMANDS}
 
-OUTPUT_FORMATS = ["text", "json"]
+OUTPUT_FORMATS = ["text", "json", "sarif", "github", "markdown"]
 
 
 class UsageError(Exception):
@@ -71,16 +71,37 @@ def _optional_module(name: str):
 
 def add_check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", default=None, help="files or directories (default: .)")
-    p.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to enable (ALL = every rule, opt-in ones too)")
+    p.add_argument(
+        "--select",
+        type=_codes,
+        help="comma-separated codes or prefixes to enable (ALL = every rule, opt-in ones too)",
+    )
     p.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to disable")
-    p.add_argument("--extend-select", type=_codes, help="codes or prefixes to enable on top of the selection")
+    p.add_argument(
+        "--extend-select", type=_codes, help="codes or prefixes to enable on top of the selection"
+    )
     p.add_argument("--fix", action="store_true", help="apply safe fixes")
-    p.add_argument("--unsafe-fixes", action="store_true", default=None, help="also apply (and show) unsafe fixes")
-    p.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; write nothing")
+    p.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        default=None,
+        help="also apply (and show) unsafe fixes",
+    )
+    p.add_argument(
+        "--diff", action="store_true", help="print the fixes as a unified diff; write nothing"
+    )
     p.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default="text")
-    p.add_argument("--statistics", action="store_true", help="show counts per rule instead of each finding")
+    p.add_argument(
+        "--statistics", action="store_true", help="show counts per rule instead of each finding"
+    )
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=None, help="parallel jobs (default: number of cores)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=None,
+        help="parallel jobs (default: number of cores)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print findings only, no summary")
     p.add_argument("--config", type=Path, help="use this pyproject.toml instead of the nearest one")
     p.add_argument("--debug", action="store_true", help="print tracebacks of internal errors")
@@ -191,9 +212,7 @@ def run_check(args) -> int:
 
     settings = resolve_settings(args)
     results, errors = collect(args, settings)
-    findings: list[Finding] = sorted(
-        (f for r in results for f in r.findings), key=Finding.sort_key
-    )
+    findings: list[Finding] = sorted((f for r in results for f in r.findings), key=Finding.sort_key)
     fixed = sum(r.fixes_applied for r in results)
     out = sys.stdout
     if args.diff:
@@ -206,6 +225,10 @@ def run_check(args) -> int:
         reporters.format_statistics(findings, out)
     elif args.output_format == "json":
         reporters.format_json(findings, out)
+    elif args.output_format != "text":
+        from aiperf_lint import formats
+
+        formats.FORMATTERS[args.output_format](findings, out)
     else:
         reporters.format_text(findings, out, fixed=fixed, quiet=args.quiet)
     reporters.format_errors(errors, debug=args.debug)
@@ -239,7 +262,10 @@ def print_diff(results: list[FileResult], out) -> int:
 def run_rule(code: str) -> int:
     rule = registry.get_rule(code)
     if rule is None:
-        print(f"aiperf-lint: error: unknown rule code {code!r} (see `aiperf-lint rules`)", file=sys.stderr)
+        print(
+            f"aiperf-lint: error: unknown rule code {code!r} (see `aiperf-lint rules`)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     from aiperf_lint import docs
 

@@ -85,7 +85,9 @@ class Settings:
         parts = rel.split("/")
         for pattern in self.exclude + self.extend_exclude:
             if "/" in pattern.strip("/"):
-                if _glob_match(rel, pattern.strip("/")) or _glob_match(rel, pattern.strip("/") + "/**"):
+                if _glob_match(rel, pattern.strip("/")) or _glob_match(
+                    rel, pattern.strip("/") + "/**"
+                ):
                     return True
             elif any(fnmatch.fnmatch(part, pattern.strip("/")) for part in parts):
                 return True
@@ -144,12 +146,18 @@ def load_settings(start: Path | None = None, config_file: Path | None = None) ->
 def apply_section(settings: Settings, section: dict, where: str) -> None:
     unknown = sorted(set(section) - KNOWN_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})"
+        )
     try:
         if "select" in section:
-            settings.select = registry.validate_selectors(_str_list(section, "select", where), f"{where} select")
+            settings.select = registry.validate_selectors(
+                _str_list(section, "select", where), f"{where} select"
+            )
         if "ignore" in section:
-            settings.ignore = registry.validate_selectors(_str_list(section, "ignore", where), f"{where} ignore")
+            settings.ignore = registry.validate_selectors(
+                _str_list(section, "ignore", where), f"{where} ignore"
+            )
         if "extend-select" in section:
             settings.extend_select = registry.validate_selectors(
                 _str_list(section, "extend-select", where), f"{where} extend-select"
@@ -159,7 +167,10 @@ def apply_section(settings: Settings, section: dict, where: str) -> None:
             if not isinstance(table, dict):
                 raise ConfigError(f"{where}: per-file-ignores must be a table of glob = [codes]")
             settings.per_file_ignores = {
-                glob: registry.validate_selectors(_as_list(codes, f"per-file-ignores {glob!r}", where), f"{where} per-file-ignores")
+                glob: registry.validate_selectors(
+                    _as_list(codes, f"per-file-ignores {glob!r}", where),
+                    f"{where} per-file-ignores",
+                )
                 for glob, codes in table.items()
             }
     except registry.SelectionError as exc:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from aiperf_lint.config import Settings
 
@@ -136,7 +136,7 @@ def _walk(top: Path, settings: Settings, suffixes, result: Discovery) -> Iterato
         visited.add((stat.st_dev, stat.st_ino))
         local = GitIgnore.load(directory)
         if local is not None:
-            ignores = ignores + [local]
+            ignores = [*ignores, local]
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:

@@ -29,8 +29,17 @@ def measured(rule: type[Rule]) -> str | None:
 
 
 def rule_page(rule: type[Rule]) -> str:
-    fix = {"none": "no fix", "safe": "safe fix", "unsafe": "unsafe fix", "sometimes": "fix for some cases"}[rule.fix_kind]
-    default = "on by default" if rule.default_enabled else "opt-in (enable with --select " + rule.code + " or ALL)"
+    fix = {
+        "none": "no fix",
+        "safe": "safe fix",
+        "unsafe": "unsafe fix",
+        "sometimes": "fix for some cases",
+    }[rule.fix_kind]
+    default = (
+        "on by default"
+        if rule.default_enabled
+        else "opt-in (enable with --select " + rule.code + " or ALL)"
+    )
     lines = [f"# {rule.code} {rule.name}", "", f"{default}; {fix}.", ""]
     figure = measured(rule)
     if figure:
@@ -40,7 +49,9 @@ def rule_page(rule: type[Rule]) -> str:
 
 
 def _fix_label(rule: type[Rule]) -> str:
-    return {"none": "-", "safe": "safe", "unsafe": "unsafe", "sometimes": "some cases"}[rule.fix_kind]
+    return {"none": "-", "safe": "safe", "unsafe": "unsafe", "sometimes": "some cases"}[
+        rule.fix_kind
+    ]
 
 
 def rules_json() -> list[dict]:
@@ -58,9 +69,14 @@ def rules_json() -> list[dict]:
 
 def rules_text_table() -> str:
     rows = [("code", "name", "default", "fix")]
-    rows += [(r.code, r.name, "on" if r.default_enabled else "off", _fix_label(r)) for r in registry.all_rules()]
+    rows += [
+        (r.code, r.name, "on" if r.default_enabled else "off", _fix_label(r))
+        for r in registry.all_rules()
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
+    )
 
 
 def rules_markdown_table() -> str:
@@ -76,7 +92,10 @@ def rules_reference() -> str:
     """docs/rules.md: every rule's full page."""
     parts = ["# aiperf-lint rules", "", rules_markdown_table(), ""]
     for rule in registry.all_rules():
-        parts += [rule_page(rule).replace(f"# {rule.code} {rule.name}", f"## {rule.code} {rule.name}", 1), ""]
+        parts += [
+            rule_page(rule).replace(f"# {rule.code} {rule.name}", f"## {rule.code} {rule.name}", 1),
+            "",
+        ]
     return "\n".join(parts)
 
 

@@ -11,13 +11,14 @@ parse. So:
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import sys
 import tokenize
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -57,16 +58,24 @@ class LintError(Exception):
 
 def decode(data: bytes, path: str) -> SourceText:
     if b"\x00" in data:
-        raise LintError(FileError(path, "file contains NUL bytes; not Python source", kind="decode"))
+        raise LintError(
+            FileError(path, "file contains NUL bytes; not Python source", kind="decode")
+        )
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise LintError(FileError(path, f"cannot detect encoding: {exc.msg}", kind="decode"))
+        raise LintError(
+            FileError(path, f"cannot detect encoding: {exc.msg}", kind="decode")
+        ) from None
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
         raise LintError(
-            FileError(path, f"cannot decode as {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}", kind="decode")
+            FileError(
+                path,
+                f"cannot decode as {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}",
+                kind="decode",
+            )
         ) from None
     return SourceText(text, encoding)
 
@@ -79,19 +88,41 @@ def parse(text: str, path: str) -> cst.Module:
     depth = _max_bracket_depth(text)
     if depth > MAX_NESTING:
         raise LintError(
-            FileError(path, f"expression nesting too deep to analyse ({depth} levels)", kind="syntax")
+            FileError(
+                path, f"expression nesting too deep to analyse ({depth} levels)", kind="syntax"
+            )
         )
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
-        message = str(exc).splitlines()
-        detail = message[1] if len(message) > 1 else message[0]
-        detail = re.sub(r"^parser error: error at \d+:\d+: ", "", detail)
-        raise LintError(
-            FileError(path, f"SyntaxError: {detail}", exc.raw_line, exc.raw_column + 1, kind="syntax")
-        ) from None
+        raise LintError(_syntax_error(text, path, exc)) from None
     except RecursionError:
-        raise LintError(FileError(path, "expression nesting too deep to analyse", kind="syntax")) from None
+        raise LintError(
+            FileError(path, "expression nesting too deep to analyse", kind="syntax")
+        ) from None
+
+
+def _syntax_error(text: str, path: str, exc: cst.ParserSyntaxError) -> FileError:
+    """Python's own message and position (LibCST's native parser often points
+    past the real error); LibCST's when Python accepts what LibCST cannot parse."""
+    try:
+        ast.parse(text)
+    except SyntaxError as py_exc:
+        return FileError(
+            path,
+            f"SyntaxError: {py_exc.msg}",
+            py_exc.lineno or 1,
+            py_exc.offset or 1,
+            kind="syntax",
+        )
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    lines = str(exc).splitlines()
+    detail = lines[1] if len(lines) > 1 else lines[0]
+    detail = re.sub(r"^parser error: error at \d+:\d+: ", "", detail)
+    return FileError(
+        path, f"SyntaxError (LibCST): {detail}", exc.raw_line, exc.raw_column + 1, kind="syntax"
+    )
 
 
 def _max_bracket_depth(text: str) -> int:
@@ -127,9 +158,9 @@ class _Dispatcher(cst.CSTVisitor):
         self.visit_table: dict[str, list] = {}
         self.leave_table: dict[str, list] = {}
         for rule in rules:
-            for attr, prefix, table in _rule_methods(type(rule)):
-                table_ = self.visit_table if prefix == "visit_" else self.leave_table
-                table_.setdefault(attr[len(prefix) :], []).append(getattr(rule, attr))
+            for attr, prefix in _rule_methods(type(rule)):
+                table = self.visit_table if prefix == "visit_" else self.leave_table
+                table.setdefault(attr[len(prefix) :], []).append(getattr(rule, attr))
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         self.ctx.enter(node)
@@ -149,14 +180,16 @@ class _Dispatcher(cst.CSTVisitor):
         return None
 
 
-_METHOD_CACHE: dict[type, list[tuple[str, str, None]]] = {}
+_METHOD_CACHE: dict[type, list[tuple[str, str]]] = {}
 
 
-def _rule_methods(rule_type: type) -> list[tuple[str, str, None]]:
+def _rule_methods(rule_type: type) -> list[tuple[str, str]]:
+    """(method name, "visit_"/"leave_") of a rule class. Rules cannot prune the
+    traversal: return values of visit_ methods are ignored (others need the subtree)."""
     cached = _METHOD_CACHE.get(rule_type)
     if cached is None:
         cached = [
-            (attr, prefix, None)
+            (attr, prefix)
             for attr in dir(rule_type)
             for prefix in ("visit_", "leave_")
             if attr.startswith(prefix) and callable(getattr(rule_type, attr))
@@ -183,7 +216,9 @@ def active_rules(data: bytes, rules: Iterable[type[Rule]]) -> list[type[Rule]]:
     return [r for r in rules if not r.triggers or any(t in data for t in r.triggers)]
 
 
-def analyse(text: str, rules: Sequence[type[Rule]], path: str, module: cst.Module | None = None) -> Analysis:
+def analyse(
+    text: str, rules: Sequence[type[Rule]], path: str, module: cst.Module | None = None
+) -> Analysis:
     module = module if module is not None else parse(text, path)
     ctx = Context(module, path)
     instances = [rule(ctx) for rule in rules]
@@ -279,7 +314,9 @@ def _statement_text(module: cst.Module, report: Report) -> str:
     if isinstance(node, cst.SimpleStatementLine):
         code = module.code_for_node(node.with_changes(leading_lines=()))
     elif isinstance(node, cst.BaseCompoundStatement):
-        code = module.code_for_node(node.with_changes(leading_lines=(), body=cst.SimpleStatementSuite(body=())))
+        code = module.code_for_node(
+            node.with_changes(leading_lines=(), body=cst.SimpleStatementSuite(body=()))
+        )
     else:
         code = module.code_for_node(node)
     return " ".join(code.split())
@@ -316,7 +353,7 @@ def noqa_map(text: str) -> dict[int, set[str] | None]:
     return out
 
 
-def file_noqa(text: str) -> set[str] | None | bool:
+def file_noqa(text: str) -> set[str] | bool | None:
     """`# aiperf-lint: noqa` (all, returns None) or `: AIP401` (those codes); False if absent."""
     match = FILE_NOQA.search(text)
     if match is None:

@@ -11,7 +11,7 @@ re-linted, up to MAX_PASSES times.
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -152,7 +152,9 @@ def ensure_import(module: cst.Module, spec: ImportSpec) -> cst.Module:
     """Add `spec` after the last top-level import (or the docstring), once."""
     if has_import(module, spec):
         return module
-    new_stmt = cst.parse_statement(spec.statement() + module.default_newline, module.config_for_parsing)
+    new_stmt = cst.parse_statement(
+        spec.statement() + module.default_newline, module.config_for_parsing
+    )
     body = list(module.body)
     insert_at = 1 if body and _is_docstring(body[0], 0) else 0
     for index, stmt in enumerate(body[insert_at:], start=insert_at):
@@ -227,7 +229,11 @@ def fix_text(text: str, rules, path: str, unsafe: bool, keep=None) -> FixOutcome
         except LintError as exc:
             codes = ", ".join(sorted({f.code for f in chosen}))
             errors.append(
-                FileError(path, f"internal error in {codes}: fix produced unparsable code ({exc.error.message}); file left unchanged by it", kind="internal")
+                FileError(
+                    path,
+                    f"internal error in {codes}: fix produced unparsable code ({exc.error.message}); file left unchanged by it",
+                    kind="internal",
+                )
             )
             break
         current, findings, errors = new_text, new_findings, new_errors

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import libcst as cst
 
@@ -50,7 +51,13 @@ class TextEdit:
     end_location: tuple[int, int] | None = None
 
     def located(self, text: str) -> TextEdit:
-        return TextEdit(self.start, self.end, self.content, _line_col(text, self.start), _line_col(text, self.end))
+        return TextEdit(
+            self.start,
+            self.end,
+            self.content,
+            _line_col(text, self.start),
+            _line_col(text, self.end),
+        )
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:

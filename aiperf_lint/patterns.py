@@ -35,7 +35,9 @@ def row_field(expr: cst.BaseExpression, row: str) -> str | None:
     return None
 
 
-def is_row_arithmetic(expr: cst.BaseExpression, row: str, allow_names: frozenset[str] = frozenset()) -> bool:
+def is_row_arithmetic(
+    expr: cst.BaseExpression, row: str, allow_names: frozenset[str] = frozenset()
+) -> bool:
     """Pure element-wise arithmetic of the row's fields, numbers and outside names.
 
     True for `row["a"] * 2 + row.b`, False for anything with calls,
@@ -139,7 +141,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def rewrite_row_fields(expr: cst.BaseExpression, row: str, frame: cst.BaseExpression) -> cst.BaseExpression:
+def rewrite_row_fields(
+    expr: cst.BaseExpression, row: str, frame: cst.BaseExpression
+) -> cst.BaseExpression:
     return expr.visit(ColumnRewriter(row, frame))
 
 

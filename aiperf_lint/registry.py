@@ -58,7 +58,9 @@ def validate_selectors(selectors, where: str) -> list[str]:
         if not sel:
             continue
         if not SELECTOR_PATTERN.match(sel):
-            raise SelectionError(f"{where}: invalid rule selector {raw!r} (expected a code like AIP401, a prefix like AIP4, or ALL)")
+            raise SelectionError(
+                f"{where}: invalid rule selector {raw!r} (expected a code like AIP401, a prefix like AIP4, or ALL)"
+            )
         if sel != "ALL" and not any(code.startswith(sel) for code in known):
             raise SelectionError(f"{where}: unknown rule code or prefix {raw!r}")
         out.append(sel)

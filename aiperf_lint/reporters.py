@@ -31,11 +31,13 @@ class _Style:
 
 def location(finding: Finding) -> str:
     if finding.cell is not None:
-        return f"{finding.path}:cell {finding.cell + 1}:{finding.line}:{finding.column}"
+        return f"{finding.path}:cell {finding.cell + 1}:line {finding.line}:col {finding.column}"
     return f"{finding.path}:{finding.line}:{finding.column}"
 
 
-def format_text(findings: list[Finding], stream: TextIO, fixed: int = 0, quiet: bool = False) -> None:
+def format_text(
+    findings: list[Finding], stream: TextIO, fixed: int = 0, quiet: bool = False
+) -> None:
     style = _Style(use_colour(stream))
     for f in findings:
         marker = " [*]" if f.fix_applicability == "safe" else ""
@@ -55,7 +57,9 @@ def format_text(findings: list[Finding], stream: TextIO, fixed: int = 0, quiet: 
         if unsafe:
             stream.write(f"{unsafe} more fixable with `--fix --unsafe-fixes`.\n")
     elif fixed:
-        stream.write(f"Found {fixed} {'finding' if fixed == 1 else 'findings'} ({fixed} fixed, 0 remaining).\n")
+        stream.write(
+            f"Found {fixed} {'finding' if fixed == 1 else 'findings'} ({fixed} fixed, 0 remaining).\n"
+        )
     else:
         stream.write("All checks passed!\n")
 
@@ -103,7 +107,9 @@ def format_statistics(findings: list[Finding], stream: TextIO) -> None:
         stream.write(f"{count:>5}  {code}  {marker} {name}\n")
 
 
-def format_errors(errors: list[FileError], stream: TextIO | None = None, debug: bool = False) -> None:
+def format_errors(
+    errors: list[FileError], stream: TextIO | None = None, debug: bool = False
+) -> None:
     stream = stream or sys.stderr
     style = _Style(use_colour(stream))
     for error in errors:

@@ -60,9 +60,7 @@ class Rule:
         self.ctx = ctx
         self.reports: list[Report] = []
 
-    def report(
-        self, node: cst.CSTNode, message: str | None = None, fix: Fix | None = None
-    ) -> None:
+    def report(self, node: cst.CSTNode, message: str | None = None, fix: Fix | None = None) -> None:
         self.reports.append(
             Report(node, message or self.message, fix, self.ctx.current_statement())
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from aiperf_lint import engine, fileio, fixer, registry
 from aiperf_lint.config import Settings
@@ -50,7 +50,9 @@ def lint_path(path: Path, options: LintOptions) -> FileResult:
     except engine.LintError as exc:
         return FileResult(name, errors=[exc.error])
     except RecursionError:
-        return FileResult(name, errors=[FileError(name, "expression nesting too deep to analyse", kind="syntax")])
+        return FileResult(
+            name, errors=[FileError(name, "expression nesting too deep to analyse", kind="syntax")]
+        )
     except Exception as exc:  # engine bug: report it, keep going
         return FileResult(
             name,
@@ -83,7 +85,9 @@ def lint_bytes(data: bytes, path: Path, options: LintOptions) -> FileResult:
         try:
             fileio.atomic_write(path, engine.encode(source, result.fixed_text), fileio.digest(data))
         except fileio.ChangedOnDisk:
-            result.errors.append(FileError(name, "file changed on disk while fixing; not written", kind="io"))
+            result.errors.append(
+                FileError(name, "file changed on disk while fixing; not written", kind="io")
+            )
             result.fixed_text = None
         except OSError as exc:
             result.errors.append(FileError(name, f"cannot write fixes: {exc.strerror}", kind="io"))
@@ -116,7 +120,9 @@ def run(files: list[Path], options: LintOptions, jobs: int) -> Iterator[FileResu
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     # Small chunks: a few big files must not stall one worker while others idle.
     with context.Pool(jobs, initializer=_worker_init, initargs=(options,)) as pool:
-        yield from pool.imap(_worker_lint, files, chunksize=max(1, min(8, len(files) // (jobs * 8))))
+        yield from pool.imap(
+            _worker_lint, files, chunksize=max(1, min(8, len(files) // (jobs * 8)))
+        )
 
 
 _WORKER_OPTIONS: LintOptions | None = None

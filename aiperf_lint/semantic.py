@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import libcst as cst
 import libcst.matchers as m
@@ -78,9 +78,7 @@ _CANONICAL = {
 }
 
 TORCH_FACTORIES = frozenset(
-    "randn rand randint randperm normal zeros ones empty full arange linspace "
-    "logspace eye tensor as_tensor zeros_like ones_like empty_like full_like "
-    "rand_like randn_like randint_like from_numpy stack cat".split()
+    ["randn", "rand", "randint", "randperm", "normal", "zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "tensor", "as_tensor", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "from_numpy", "stack", "cat"]
 )
 
 # Calls whose result kind is known, by qualified name.
@@ -115,27 +113,19 @@ _CALL_KINDS = {
 }
 
 _NUMPY_ARRAY_FUNCS = frozenset(
-    "zeros ones empty full arange linspace logspace eye identity zeros_like "
-    "ones_like empty_like full_like concatenate stack vstack hstack append "
-    "where sqrt exp log abs dot matmul cumsum sort argsort unique clip "
-    "load loadtxt genfromtxt fromiter frombuffer".split()
+    ["zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "identity", "zeros_like", "ones_like", "empty_like", "full_like", "concatenate", "stack", "vstack", "hstack", "append", "where", "sqrt", "exp", "log", "abs", "dot", "matmul", "cumsum", "sort", "argsort", "unique", "clip", "load", "loadtxt", "genfromtxt", "fromiter", "frombuffer"]
 )
 
 _DATAFRAME_METHODS = frozenset(
-    "copy dropna fillna drop drop_duplicates merge join head tail query assign "
-    "sort_values sort_index reset_index set_index rename astype reindex sample "
-    "filter select_dtypes pivot pivot_table melt transpose abs round clip "
-    "replace where mask explode interpolate ffill bfill nlargest nsmallest".split()
+    ["copy", "dropna", "fillna", "drop", "drop_duplicates", "merge", "join", "head", "tail", "query", "assign", "sort_values", "sort_index", "reset_index", "set_index", "rename", "astype", "reindex", "sample", "filter", "select_dtypes", "pivot", "pivot_table", "melt", "transpose", "abs", "round", "clip", "replace", "where", "mask", "explode", "interpolate", "ffill", "bfill", "nlargest", "nsmallest"]
 )
 _SERIES_METHODS = frozenset(
-    "copy dropna fillna astype map apply abs round clip replace where mask "
-    "sort_values sort_index reset_index head tail rolling shift diff cumsum "
-    "rank isin isna notna between".split()
+    ["copy", "dropna", "fillna", "astype", "map", "apply", "abs", "round", "clip", "replace", "where", "mask", "sort_values", "sort_index", "reset_index", "head", "tail", "rolling", "shift", "diff", "cumsum", "rank", "isin", "isna", "notna", "between"]
 )
 _TENSOR_TO_OTHER = {"item": NUMBER, "tolist": LIST, "numpy": NDARRAY, "size": TUPLE}
 _TENSOR_NON_TENSOR = frozenset({"dim", "numel", "element_size", "is_contiguous"})
 _MODULE_SELF_METHODS = frozenset(
-    "to cuda cpu eval train half float double bfloat16 requires_grad_".split()
+    ["to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16", "requires_grad_"]
 )
 
 _INFERENCE_NAME = re.compile(
@@ -145,7 +135,7 @@ _INFERENCE_NAME = re.compile(
     re.IGNORECASE,
 )
 _HANDLER_DECORATOR_ATTRS = frozenset(
-    "get post put delete patch route api_route websocket head options".split()
+    ["get", "post", "put", "delete", "patch", "route", "api_route", "websocket", "head", "options"]
 )
 _LOADER_NAME = re.compile(r"(^|_)(loader|dataloader|dl|batches)(_|$)|loader$", re.I)
 _OPTIMIZER_NAME = re.compile(r"(^|_)(optim|optimizer|opt|optimiser)(_|$|\d)", re.I)
@@ -261,9 +251,7 @@ class _BodyFacts(cst.CSTVisitor):
             self.calls_backward = True
         elif name == "step" and isinstance(node.func, cst.Attribute):
             receiver = dotted_name(node.func.value) or ""
-            if _OPTIMIZER_NAME.search(receiver.split(".")[-1]) or receiver.endswith(
-                "scaler"
-            ):
+            if _OPTIMIZER_NAME.search(receiver.split(".")[-1]) or receiver.endswith("scaler"):
                 self.calls_optimizer_step = True
         # Mutating methods rebind the receiver's contents: treat as assigned.
         if name in {"append", "extend", "insert", "pop", "update", "add", "clear"}:
@@ -344,9 +332,7 @@ class LoopFrame:
         dotted = dotted_name(expr)
         if dotted is not None:
             parts = dotted.split(".")
-            return not any(
-                ".".join(parts[: i + 1]) in variant for i in range(len(parts))
-            )
+            return not any(".".join(parts[: i + 1]) in variant for i in range(len(parts)))
         return not (names_in(expr) & variant)
 
     def iterates_loader(self) -> bool:
@@ -517,9 +503,7 @@ class Context:
                     self.imports[root] = root
             return
         if node.relative:
-            base = "." * len(node.relative) + (
-                dotted_name(node.module) if node.module else ""
-            )
+            base = "." * len(node.relative) + (dotted_name(node.module) if node.module else "")
         else:
             base = dotted_name(node.module) if node.module else ""
         if not base:
@@ -537,10 +521,7 @@ class Context:
         name = node.name.value
         if name in self.classes:
             return self.classes[name]
-        bases = [
-            self.qualified_name(b.value) or dotted_name(b.value) or ""
-            for b in node.bases
-        ]
+        bases = [self.qualified_name(b.value) or dotted_name(b.value) or "" for b in node.bases]
         info = ClassInfo(name, bases, self._class_kind(bases))
         self.classes[name] = info
         for stmt in node.body.body:
@@ -592,10 +573,7 @@ class Context:
 
     def _shadowed(self, name: str) -> bool:
         """Is name bound by an enclosing function scope (not the module)?"""
-        for scope in self.scopes[1:]:
-            if name in scope.names:
-                return True
-        return False
+        return any(name in scope.names for scope in self.scopes[1:])
 
     def binding(self, name: str) -> Binding | None:
         for scope in reversed(self.scopes):
@@ -1036,9 +1014,7 @@ def _bind_loop_target(ctx: Context, target, iterable) -> None:
     inner = _unwrap_iterable(iterable)
     source_kind = ctx.kind_of(inner)
     element_kind: str | None = None
-    if source_kind == DATALOADER:
-        element_kind = TENSOR
-    elif source_kind == TENSOR:
+    if source_kind in (DATALOADER, TENSOR):
         element_kind = TENSOR
     elif source_kind == "range":
         element_kind = NUMBER
@@ -1251,12 +1227,8 @@ def _chain(first, second):
 
 for _stmt_type in _STATEMENT_TYPES:
     _ENTER[_stmt_type] = (
-        _chain(_enter_statement, _ENTER[_stmt_type])
-        if _stmt_type in _ENTER
-        else _enter_statement
+        _chain(_enter_statement, _ENTER[_stmt_type]) if _stmt_type in _ENTER else _enter_statement
     )
     _LEAVE[_stmt_type] = (
-        _chain(_LEAVE[_stmt_type], _leave_statement)
-        if _stmt_type in _LEAVE
-        else _leave_statement
+        _chain(_LEAVE[_stmt_type], _leave_statement) if _stmt_type in _LEAVE else _leave_statement
     )

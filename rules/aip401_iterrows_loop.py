@@ -16,8 +16,7 @@ from aiperf_lint.semantic import call_name, dotted_name, names_in, positional_ar
 
 # Calls that keep a per-row computation vectorizable (numpy/math ufunc equivalents).
 _VECTORIZABLE_CALLEES = frozenset(
-    "abs round min max float int bool sqrt exp log log1p log2 log10 sin cos tan "
-    "tanh floor ceil clip where maximum minimum power square append isnan".split()
+    ["abs", "round", "min", "max", "float", "int", "bool", "sqrt", "exp", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "tanh", "floor", "ceil", "clip", "where", "maximum", "minimum", "power", "square", "append", "isnan"]
 )
 
 
@@ -181,7 +180,11 @@ def _vectorize_fix(loop: cst.For, call: cst.Call, row: str) -> Fix | None:
     if not (isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2):
         return None
     index = loop.target.elements[0].value
-    if not isinstance(index, cst.Name) or not isinstance(loop.iter, cst.Call) or loop.iter is not call:
+    if (
+        not isinstance(index, cst.Name)
+        or not isinstance(loop.iter, cst.Call)
+        or loop.iter is not call
+    ):
         return None
     body = loop.body
     if not isinstance(body, cst.IndentedBlock) or len(body.body) != 1 or _has_comment(loop):

@@ -122,7 +122,8 @@ class ApplyAxis1(Rule):
         ):
             replacement = replacement.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         replacement = replacement.with_changes(
-            lpar=list(call.lpar) + list(replacement.lpar), rpar=list(replacement.rpar) + list(call.rpar)
+            lpar=list(call.lpar) + list(replacement.lpar),
+            rpar=list(replacement.rpar) + list(call.rpar),
         )
         return Fix("safe", {call: replacement}, description="use column arithmetic")
 
@@ -152,7 +153,7 @@ def _rowwise_arithmetic(body: cst.CSTNode, row: str) -> bool:
 
 
 class _OnlyNumericCalls(cst.CSTVisitor):
-    _ALLOWED = frozenset("abs round min max float int sqrt exp log log1p floor ceil".split())
+    _ALLOWED = frozenset(["abs", "round", "min", "max", "float", "int", "sqrt", "exp", "log", "log1p", "floor", "ceil"])
 
     def __init__(self) -> None:
         self.ok = True

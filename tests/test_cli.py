@@ -83,7 +83,9 @@ def test_select_and_ignore(project):
     assert {f["code"] for f in json.loads(only_403.stdout)} == {"AIP403"}
     ignored = run("check", "--ignore", "AIP4", cwd=project)
     assert ignored.returncode == 0
-    prefix = run("check", "--select", "AIP40", "--ignore", "AIP401", "--format", "json", cwd=project)
+    prefix = run(
+        "check", "--select", "AIP40", "--ignore", "AIP401", "--format", "json", cwd=project
+    )
     assert {f["code"] for f in json.loads(prefix.stdout)} == {"AIP403"}
 
 
@@ -124,7 +126,7 @@ def test_json_schema(project):
 def test_diff_writes_nothing(project):
     proc = run("check", "--diff", "bad.py", cwd=project)
     assert proc.returncode == 1
-    assert '-for i, row in df.iterrows():' in proc.stdout
+    assert "-for i, row in df.iterrows():" in proc.stdout
     assert '+df["total"] = df["price"] * df["qty"]' in proc.stdout
     assert (project / "bad.py").read_text() == BAD
 
@@ -175,12 +177,12 @@ def test_files_no_rule_can_match_are_not_parsed(project):
 
 
 def test_noqa_variants(project):
-    src = BAD.replace('iterrows():', 'iterrows():  # noqa: AIP401').replace(
+    src = BAD.replace("iterrows():", "iterrows():  # noqa: AIP401").replace(
         '* row["qty"]', '* row["qty"]  # noqa'
     )
     (project / "bad.py").write_text(src)
     assert run("check", "bad.py", cwd=project).returncode == 0
-    other_code = BAD.replace('iterrows():', 'iterrows():  # noqa: AIP402')
+    other_code = BAD.replace("iterrows():", "iterrows():  # noqa: AIP402")
     (project / "bad.py").write_text(other_code)
     assert "AIP401" in run("check", "bad.py", cwd=project).stdout
 

@@ -28,10 +28,19 @@ def test_every_rule_has_examples_and_docs():
         assert valid, f"{rule.code} has no VALID examples"
         assert invalid, f"{rule.code} has no INVALID examples"
         docs = rule.docs()
-        for section in ("## What it does", "## Why is this bad", "## Example", "## Use instead", "## Fix safety", "## References"):
+        for section in (
+            "## What it does",
+            "## Why is this bad",
+            "## Example",
+            "## Use instead",
+            "## Fix safety",
+            "## References",
+        ):
             assert section in docs, f"{rule.code} docs lack {section!r}"
         if rule.fix_kind != "none":
-            assert any(i.fixed is not None for i in invalid), f"{rule.code} is fixable but has no fixed example"
+            assert any(i.fixed is not None for i in invalid), (
+                f"{rule.code} is fixable but has no fixed example"
+            )
 
 
 @pytest.mark.parametrize(("rule", "source"), list(_cases("valid")))
