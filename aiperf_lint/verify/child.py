@@ -79,7 +79,8 @@ class Variant:
         self.result = self._call_pair_code("run", self.module.run, self.inputs)
         self.synchronize()
         elapsed = time.perf_counter() - started
-        return {"time_s": elapsed, **memory.peak_growth()}
+        cuda_used = cuda_torch(self.device) is not None
+        return {"time_s": elapsed, "cuda_used": cuda_used, **memory.peak_growth()}
 
     def result_bytes(self) -> bytes:
         try:
@@ -117,9 +118,8 @@ class Variant:
         return time.perf_counter() - started
 
     def synchronize(self) -> None:
-        if self.device == "cuda":
-            import torch
-
+        torch = cuda_torch(self.device)
+        if torch is not None:
             torch.cuda.synchronize()
 
 
@@ -127,12 +127,12 @@ class MemoryProbe:
     """Peak memory growth from now: VmHWM reset via clear_refs; CUDA allocator peak on GPU."""
 
     def __init__(self, device: str):
-        self.cuda = device == "cuda"
+        self.device = device
         self.rss_reset = reset_peak_rss()
         self.rss_start_kib = read_status_kib("VmRSS")
-        if self.cuda:
-            import torch
-
+        self.cuda_start = 0  # CUDA not initialized yet: its allocator stats start at zero
+        torch = cuda_torch(device)
+        if torch is not None:
             torch.cuda.reset_peak_memory_stats()
             self.cuda_start = torch.cuda.memory_allocated()
 
@@ -141,11 +141,21 @@ class MemoryProbe:
         if self.rss_reset and self.rss_start_kib is not None:
             peak = read_status_kib("VmHWM")
             growth["peak_rss_mib"] = max(0, peak - self.rss_start_kib) / 1024
-        if self.cuda:
-            import torch
-
+        torch = cuda_torch(self.device)
+        if torch is not None:
             growth["peak_cuda_mib"] = (torch.cuda.max_memory_allocated() - self.cuda_start) / MIB
         return growth
+
+
+def cuda_torch(device: str):
+    """torch, when this pair runs on CUDA and has started using it; else None.
+
+    Pairs that never touch torch (pandas, NumPy) get no CUDA context and no syncs.
+    """
+    torch = sys.modules.get("torch")
+    if device != "cuda" or torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch
 
 
 def reset_peak_rss() -> bool:

@@ -61,7 +61,9 @@ def _measure(
     setups = [runner.start() for runner in runners]
     progress("first call (peak memory)")
     firsts = [runner.request("first call", "first") for runner in runners]
-    entry["memory"] = memory_summary(firsts, options.device)
+    if options.device == "cuda" and not any(first["cuda_used"] for first in firsts):
+        entry["device"] = "cpu"  # e.g. a pandas pair on a GPU machine: say where it really ran
+    entry["memory"] = memory_summary(firsts, entry["device"])
     progress("equivalence")
     mismatch = after.request(
         "equivalence check", "compare", before.request("result", "result"), pair.rtol, pair.atol
@@ -133,7 +135,9 @@ def time_summary(
 
 
 def memory_summary(firsts: list[dict], device: str) -> dict:
-    key = "peak_cuda_mib" if device == "cuda" else "peak_rss_mib"
+    """Peak growth of the first call: GPU allocator on CUDA (when the pair used it), else RSS."""
+    on_gpu = device == "cuda" and all(first["peak_cuda_mib"] is not None for first in firsts)
+    key = "peak_cuda_mib" if on_gpu else "peak_rss_mib"
     before, after = (first[key] for first in firsts)
     ratio = None
     if before is not None and after is not None:
@@ -151,7 +155,7 @@ def memory_summary(firsts: list[dict], device: str) -> dict:
 def judge(entry: dict, pair: Pair, options: Options, extra_note: str = "") -> None:
     """Set verdict/passed from the claim; the gain must clear min_speedup with confidence."""
     gain, verdict = _gain_verdict(entry, pair)
-    claimed_here = options.device in pair.claim_devices
+    claimed_here = entry["device"] in pair.claim_devices
     notes = [extra_note] if extra_note else []
     if not claimed_here:
         notes.append(f"gain claimed on {'/'.join(pair.claim_devices) or 'no device'} only")
