@@ -824,6 +824,25 @@ class Context:
             out.append(self.qualified_name(expr) or dotted_name(expr) or "")
         return out
 
+    # ------------------------------------------------------------ data pipeline
+
+    def loader_call(self, call: cst.Call):
+        """`dataloaders.LoaderCall` facts for a `torch.utils.data.DataLoader(...)` call, else None."""
+        if self.qualified_name(call.func) != "torch.utils.data.DataLoader":
+            return None
+        from aiperf_lint.dataloaders import describe_call
+
+        return describe_call(self, call)
+
+    def pipeline(self):
+        """Module-level loader facts (`dataloaders.PipelineFacts`): one lazy walk per file."""
+        facts = self.__dict__.get("_pipeline")
+        if facts is None:
+            from aiperf_lint.dataloaders import scan_pipeline
+
+            facts = self._pipeline = scan_pipeline(self, self.module)
+        return facts
+
 
 def _kind_of_qualified_call(qname: str) -> str | None:
     if qname in _CALL_KINDS:
