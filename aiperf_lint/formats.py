@@ -14,11 +14,13 @@ import json
 from collections import defaultdict
 from typing import TextIO
 
-from aiperf_lint import __version__, docs, registry
+from aiperf_lint import __version__, docs, registry, reporters
 from aiperf_lint.model import Finding, TextEdit
 from aiperf_lint.rule import Rule
 
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 TOOL_URI = "https://github.com/aiperf-lint/aiperf-lint"
 # Findings are performance advice, never errors: "warning" everywhere.
 DEFAULT_LEVEL = "warning"
@@ -78,7 +80,11 @@ def _sarif_result(finding: Finding, rule_index: int | None) -> dict:
         result["ruleIndex"] = rule_index
     if finding.cell is not None:
         result["message"]["text"] = f"{cell_label(finding)}: {finding.message}"
-        result["properties"] = {"cell": finding.cell, "cellLine": finding.line, "cellColumn": finding.column}
+        result["properties"] = {
+            "cell": finding.cell,
+            "cellLine": finding.line,
+            "cellColumn": finding.column,
+        }
     elif finding.fix_applicability is not None and finding.edits:
         result["fixes"] = [_sarif_fix(finding)]
     return result
@@ -112,7 +118,12 @@ def _replacement(edit: TextEdit) -> dict:
     start = edit.location or (1, 1)
     end = edit.end_location or start
     return {
-        "deletedRegion": {"startLine": start[0], "startColumn": start[1], "endLine": end[0], "endColumn": end[1]},
+        "deletedRegion": {
+            "startLine": start[0],
+            "startColumn": start[1],
+            "endLine": end[0],
+            "endColumn": end[1],
+        },
         "insertedContent": {"text": edit.content},
     }
 
@@ -171,25 +182,34 @@ def markdown_report(findings: list[Finding]) -> str:
     for finding in findings:
         by_code[finding.code].append(finding)
     noun = "finding" if len(findings) == 1 else "findings"
-    lines = [f"### aiperf-lint: {len(findings)} {noun} in {len(by_code)} {'rule' if len(by_code) == 1 else 'rules'}", ""]
+    lines = [
+        f"### aiperf-lint: {len(findings)} {noun} in {len(by_code)} {'rule' if len(by_code) == 1 else 'rules'}",
+        "",
+    ]
     rules = registry.rules_by_code()
     for code in sorted(by_code):
         lines += _markdown_rule_section(code, rules.get(code), by_code[code])
     return "\n".join(lines)
 
 
-def _markdown_rule_section(code: str, rule: type[Rule] | None, findings: list[Finding]) -> list[str]:
+def _markdown_rule_section(
+    code: str, rule: type[Rule] | None, findings: list[Finding]
+) -> list[str]:
     if rule is None:
         lines = [f"#### {code} ({len(findings)})", ""]
     else:
         lines = [f"#### [{code} `{rule.name}`]({docs.rule_url(rule)}) ({len(findings)})", ""]
         lines.append(f"> {rule.summary()}")
         figure = docs.measured(rule)
-        lines.append(f"> Verifier: {figure}." if figure else "> Verifier: no measured figure recorded yet.")
+        lines.append(
+            f"> Verifier: {figure}." if figure else "> Verifier: no measured figure recorded yet."
+        )
         lines.append("")
     for f in findings:
-        where = f"{f.path}:{cell_label(f)}" if f.cell is not None else f"{f.path}:{f.line}:{f.column}"
-        fix = {"safe": " (fix: `--fix`)", "unsafe": " (fix: `--fix --unsafe-fixes`)"}.get(f.fix_applicability or "", "")
+        where = reporters.location(f)
+        fix = {"safe": " (fix: `--fix`)", "unsafe": " (fix: `--fix --unsafe-fixes`)"}.get(
+            f.fix_applicability or "", ""
+        )
         lines.append(f"- `{where}` {f.message}{fix}")
     lines.append("")
     return lines
