@@ -465,6 +465,8 @@ class Context:
         self._loop_frames: dict[int, LoopFrame] = {}
         self._saved_loops: list[tuple[list[LoopFrame], list[_GuardFrame]]] = []
         self._with_flags: list[bool] = []
+        self._module_facts: _ModuleFacts | None = None
+        self._autograd_use: dict[int, bool] = {}
         self._prescan(module)
 
     # ------------------------------------------------------------ prescan
@@ -842,6 +844,155 @@ class Context:
 
             facts = self._pipeline = scan_pipeline(self, self.module)
         return facts
+
+    # ------------------------------------------------------------ module-wide facts (lazy)
+
+    def module_facts(self) -> _ModuleFacts:
+        """One extra walk of the module, only when a rule asks (call sites, grad state)."""
+        if self._module_facts is None:
+            self._module_facts = _ModuleFacts(self)
+            self.module.visit(self._module_facts)
+        return self._module_facts
+
+    def call_sites(self, name: str) -> list[CallSite]:
+        """Same-module calls of the function or method `name` (`name(...)`, `self.name(...)`)."""
+        return self.module_facts().call_sites.get(name, [])
+
+    def called_with_grad_disabled(self, name: str) -> bool:
+        """Is `name` called somewhere in this module under no_grad/inference_mode?
+
+        Followed through callers: `predict` called from `evaluate`, itself called
+        inside `with torch.no_grad():`, counts.
+        """
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            seen.add(current)
+            for site in self.call_sites(current):
+                if site.grad_off:
+                    return True
+                caller = site.function.name.value if site.function is not None else None
+                if caller is not None and caller not in seen:
+                    pending.append(caller)
+        return False
+
+    def disables_grad_globally(self) -> bool:
+        """A statement `torch.set_grad_enabled(False)` somewhere in the module."""
+        return self.module_facts().global_grad_off
+
+    def mentions_accelerator(self) -> bool:
+        """Does the module refer to a GPU at all (`.cuda`, `device`, "cuda"/"mps" strings)?"""
+        return self.module_facts().accelerator
+
+    def uses_autograd(self, node: cst.CSTNode) -> bool:
+        """Does node (a def or the module) work with gradients?
+
+        `backward()`, `torch.autograd.grad`, `requires_grad`/`requires_grad_()`,
+        reading `.grad`, gradient hooks, `torch.enable_grad()`: Grad-CAM,
+        adversarial examples, gradient penalties and frozen-parameter set-ups.
+        """
+        cached = self._autograd_use.get(id(node))
+        if cached is None:
+            finder = _AutogradUse()
+            node.visit(finder)
+            cached = self._autograd_use[id(node)] = finder.found
+        return cached
+
+
+@dataclass(frozen=True)
+class CallSite:
+    function: cst.FunctionDef | None  # the def containing the call; None at module level
+    grad_off: bool  # under no_grad / inference_mode / set_grad_enabled(False)
+
+
+_ACCELERATOR_WORDS = ("cuda", "mps")
+
+
+class _ModuleFacts(cst.CSTVisitor):
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.call_sites: dict[str, list[CallSite]] = {}
+        self.global_grad_off = False
+        self.accelerator = False
+        self._functions: list[cst.FunctionDef] = []
+        self._grad_off: list[bool] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node)
+        self._grad_off.append(any(_grad_off_call(self.ctx, d.decorator) for d in node.decorators))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.pop()
+        self._grad_off.pop()
+
+    def visit_With(self, node: cst.With) -> None:
+        self._grad_off.append(any(_grad_off_call(self.ctx, item.item) for item in node.items))
+
+    def leave_With(self, node: cst.With) -> None:
+        self._grad_off.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        name = None
+        if isinstance(func, cst.Name):
+            name = func.value
+        elif isinstance(func, cst.Attribute) and dotted_name(func.value) in {"self", "cls"}:
+            name = func.attr.value
+        if name is not None:
+            function = self._functions[-1] if self._functions else None
+            site = CallSite(function, any(self._grad_off))
+            self.call_sites.setdefault(name, []).append(site)
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and self.ctx.qualified_name(value.func) in {
+            "torch.set_grad_enabled",
+            "torch.autograd.set_grad_enabled",
+        }:
+            args = positional_args(value)
+            if args and m.matches(args[0].value, m.Name("False")):
+                self.global_grad_off = True
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value == "cuda" or node.attr.value == "device":
+            self.accelerator = True
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value == "device" or node.value.endswith("_device"):
+            self.accelerator = True
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if any(word in node.value for word in _ACCELERATOR_WORDS):
+            self.accelerator = True
+
+
+_GRAD_METHODS = frozenset(
+    {
+        "backward",
+        "requires_grad_",
+        "retain_grad",
+        "register_hook",
+        "register_full_backward_hook",
+        "register_backward_hook",
+        "enable_grad",
+    }
+)
+
+
+class _AutogradUse(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = call_name(node)
+        autograd_grad = name == "grad" and (dotted_name(node.func) or "").endswith("autograd.grad")
+        if name in _GRAD_METHODS or autograd_grad or keyword_arg(node, "requires_grad") is not None:
+            self.found = True
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value in {"grad", "requires_grad"}:
+            self.found = True
 
 
 def _kind_of_qualified_call(qname: str) -> str | None:
