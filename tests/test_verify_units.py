@@ -195,10 +195,10 @@ def test_objects_fall_back_to_equality():
 def test_load_pair_reads_the_fixture_contract():
     pair = load_pair(PAIRS / "TST001_list_to_set")
     assert pair.rule == "TST001" and pair.fix == "none" and pair.requires == ()
-    assert pair.sizes == {"small": 100, "default": 400, "large": 2000}
+    assert pair.sizes == {"small": 300, "default": 1000, "large": 3000}
     assert pair.sweep == (50, 200, 800)
     assert (pair.metric, pair.min_speedup, pair.claim_devices) == ("time", 1.5, ("cpu", "cuda"))
-    assert pair.size_for("small") == 100 and pair.size_for("1234") == 1234
+    assert pair.size_for("small") == 300 and pair.size_for("1234") == 1234
     assert load_pair(PAIRS / "TST004_timeout").size_for("large") == 10  # falls back to default
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiperf_lint.verify import NAMED_SIZES
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"aiperf-lint verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # the children were killed on the way out
+        print("aiperf-lint verify: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:

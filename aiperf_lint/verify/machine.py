@@ -86,7 +86,16 @@ def machine_info(device: str, device_name: str | None) -> dict:
         "libraries": library_versions(),
         "device": device,
         "device_name": device_name if device == "cuda" else cpu_model(),
+        # Other work on the machine widens the CIs; the evidence file should say so.
+        "load_average": _load_average(),
     }
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def device_slug(device: str, device_name: str | None) -> str:

@@ -144,20 +144,18 @@ class ChildRunner:
     def _wait_exited(self, timeout_s: float) -> None:
         """Wait for the child to exit without reaping it, so its group id stays ours."""
         stop = time.monotonic() + timeout_s
-        while time.monotonic() < stop and self.process.returncode is None:
-            try:
-                if os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    return
-            except ChildProcessError:
-                return
+        while time.monotonic() < stop and not self._has_exited():
             time.sleep(0.005)
 
     def _has_exited(self) -> bool:
+        """Exited (maybe still a zombie)? Uses waitid(WNOWAIT) where the OS has it."""
+        if self.process.returncode is not None:
+            return True
+        if not hasattr(os, "waitid"):  # e.g. macOS: reaping here is the only way to ask
+            return self.process.poll() is not None
         try:
-            return (
-                os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                is not None
-            )
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            return os.waitid(os.P_PID, self.process.pid, flags) is not None
         except ChildProcessError:
             return True
 
