@@ -114,15 +114,21 @@ def verdict_cell(entry: dict) -> str:
     return verdict
 
 
+def size_cell(entry: dict) -> str:
+    """``default (2000)``; just ``2000`` in a sweep; ``-`` for a pair never set up."""
+    label, size = entry["size_label"], entry["size"]
+    if label in ("-", str(size)):
+        return label
+    return f"{label} ({size})"
+
+
 def row(entry: dict) -> list[str]:
     before, after, speedup = time_cells(entry)
     return [
         entry["rule"],
         entry["pair"],
         entry["device"],
-        f"{entry['size_label']} ({entry['size']})"
-        if entry["size_label"] != str(entry["size"])
-        else str(entry["size"]),
+        size_cell(entry),
         before,
         after,
         speedup,
@@ -138,7 +144,12 @@ def notes(entries: list[dict]) -> list[str]:
     for entry in entries:
         parts = [p for p in (entry.get("note"), entry.get("fix_note")) if p]
         if parts:
-            lines.append(f"{entry['pair']} ({entry['size']}): {'; '.join(parts)}")
+            where = (
+                entry["pair"]
+                if entry["size_label"] == "-"
+                else f"{entry['pair']} ({entry['size']})"
+            )
+            lines.append(f"{where}: {'; '.join(parts)}")
     return lines
 
 

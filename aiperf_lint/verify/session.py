@@ -30,7 +30,7 @@ def verify(args: argparse.Namespace) -> int:
     roots = args.fixture_dirs or [_default_fixtures_dir()]
     results_dir = _results_dir(roots) if args.write_results else None
     pairs = _select(_load_pairs(roots), args.rule)
-    device, device_name = _resolve_device(args.device)
+    device, device_name = _resolve_device(args.device, pairs)
     options = _options(args, device)
     progress = ProgressLine(sys.stderr)
     entries = _verify_all(pairs, args, options, progress)
@@ -90,9 +90,10 @@ def _rule_of(pair: Pair | tuple[Path, str]) -> str:
     return pair.rule if isinstance(pair, Pair) else pair[0].name.split("_")[0]
 
 
-def _resolve_device(choice: str) -> tuple[str, str | None]:
-    if choice == "cpu":
-        return "cpu", None
+def _resolve_device(choice: str, pairs: list) -> tuple[str, str | None]:
+    uses_torch = any({"torch", "cuda"} & set(p.requires) for p in pairs if isinstance(p, Pair))
+    if choice == "cpu" or (choice == "auto" and not uses_torch):
+        return "cpu", None  # no pair can use a GPU: skip the slow torch import of the probe
     probe = machine.probe_cuda()
     if probe["cuda"]:
         return "cuda", probe["device_name"]
@@ -162,7 +163,7 @@ def _verify_one(
 
 def _sizes(pair: Pair | tuple[Path, str], args: argparse.Namespace) -> list[tuple[str, int]]:
     if not isinstance(pair, Pair):
-        return [("?", 0)]
+        return [("-", 0)]  # broken pair.toml: no size to resolve
     if args.sweep and pair.sweep:
         return [(str(size), size) for size in pair.sweep]
     return [(args.size, pair.size_for(args.size))]
@@ -170,8 +171,8 @@ def _sizes(pair: Pair | tuple[Path, str], args: argparse.Namespace) -> list[tupl
 
 def _broken_pair_entry(broken: tuple[Path, str], device: str) -> dict:
     path, reason = broken
-    entry = new_entry(Pair(path=path, rule=_rule_of(broken)), "?", 0, device)
-    mark_error(entry, reason)
+    entry = new_entry(Pair(path=path, rule=_rule_of(broken)), "-", 0, device)
+    mark_error(entry, reason.removeprefix(f"{path.name}: "))  # the table names the pair
     return entry
 
 
