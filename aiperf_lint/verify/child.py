@@ -104,17 +104,16 @@ class Variant:
 
     def time(self, calls: int) -> float:
         run, inputs = self.module.run, self.inputs
+
+        def run_calls() -> None:
+            for _ in range(calls):
+                run(inputs)
+            self.synchronize()  # GPU work must be finished inside the timed region
+
         gc.collect()  # GC stays enabled while timing: realistic for allocating code
         self.synchronize()
         started = time.perf_counter()
-        try:
-            for _ in range(calls):
-                run(inputs)
-            self.synchronize()
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise PairFailure(f"run raised {describe_exception(exc, self.path)}") from None
+        self._call_pair_code("run", run_calls)
         return time.perf_counter() - started
 
     def synchronize(self) -> None:

@@ -2,6 +2,33 @@
 
 Every renderer takes the JSON-shaped document, so a committed results file
 (fixtures/RESULTS-cpu.json) can be rendered again without re-measuring.
+
+JSON document, schema_version 1 (new keys may be added; a meaning never changes
+without bumping the version):
+
+    schema_version, tool, date (UTC ISO 8601), command (canonical argv list)
+    machine:  platform, cpu_model, cpu_count, python, python_implementation,
+              libraries {numpy, pandas, torch, matplotlib, libcst: version | null},
+              device ("cpu" | "cuda"), device_name, load_average [1, 5, 15 min]
+    settings: size, sweep, repeat, min_time_s, timeout_s_override, memory_cap_mib,
+              check_only, rules
+    summary:  pairs, passed, exit_code, measured, different, error, skipped, gain_shown
+    pairs: one entry per pair and size:
+        pair, rule, path, summary, device (where it really ran), size_label, size, date
+        claim {metric, min_speedup, devices, claimed_here}
+        status   "measured" | "different" | "error" | "skipped"
+        verdict  "faster" | "less memory" | "no significant gain" | "slower" |
+                 "FAILED: results differ" | "ERROR" | "skipped: needs ..."
+        passed (counts toward exit 0), note, error (one line | null)
+        fix_match "yes" | "no" | "n.a." | "error", fix_note
+        equivalence {checked, equal, message}
+        time (null unless measured): repeats, ratio_of_medians, paired_ratios,
+             paired {median, q1, q3, iqr}, ci95 [low, high] (bootstrap, of paired ratios),
+             before/after {raw_s (per-call seconds, one per repeat), calls_per_measurement,
+                           setup_s, first_call_s, median_s, q1_s, q3_s, iqr_s}
+        memory (null unless run): measure ("peak_rss_mib" | "peak_cuda_mib"),
+             before/after {peak_rss_mib, peak_cuda_mib}, before_mib, after_mib,
+             ratio (before/after, each floored at 1 MiB)
 """
 
 from __future__ import annotations
