@@ -57,6 +57,9 @@ NUMBER = "number"
 BOOL = "bool"
 FILE = "file"
 OTHER = "other"  # known to be none of the library kinds above
+PIPELINE = "Pipeline"  # a transformers pipeline object (callable inference)
+INFERENCE_SESSION = "InferenceSession"  # onnxruntime session (`.run` is inference)
+THREAD_POOL = "ThreadPool"  # ThreadPoolExecutor, multiprocessing.dummy.Pool, ThreadPool
 
 PANDAS_KINDS = {DATAFRAME, SERIES}
 
@@ -75,6 +78,8 @@ _CANONICAL = {
     "torch.autograd.grad_mode.inference_mode": "torch.inference_mode",
     "torch.autograd.grad_mode.set_grad_enabled": "torch.set_grad_enabled",
     "numpy.core.multiarray.array": "numpy.array",
+    "concurrent.futures.thread.ThreadPoolExecutor": "concurrent.futures.ThreadPoolExecutor",
+    "transformers.pipelines.pipeline": "transformers.pipeline",
 }
 
 TORCH_FACTORIES = frozenset(
@@ -110,7 +115,26 @@ _CALL_KINDS = {
     "builtins.range": "range",
     "builtins.zip": "zip",
     "builtins.enumerate": "enumerate",
+    "torch.jit.load": MODULE,
+    "torch.jit.script": MODULE,
+    "torch.jit.trace": MODULE,
+    "torch.compile": MODULE,
+    "transformers.pipeline": PIPELINE,
+    "onnxruntime.InferenceSession": INFERENCE_SESSION,
+    "concurrent.futures.ThreadPoolExecutor": THREAD_POOL,
+    "multiprocessing.dummy.Pool": THREAD_POOL,
+    "multiprocessing.pool.ThreadPool": THREAD_POOL,
 }
+
+# Methods of a model object that run inference (`model.generate(...)`).
+_MODEL_INFERENCE_METHODS = frozenset({"forward", "generate", "predict", "predict_proba", "encode"})
+# Names that, in a module importing an ML library, hold a model even when the
+# assignment is out of sight (`self.model = load_model(...)`).
+_MODEL_NAME = re.compile(
+    r"^(model|net|network|llm|classifier|detector|generator|encoder|backbone)$|_(model|net)$|^model_",
+    re.IGNORECASE,
+)
+_ML_ROOTS = ("torch", "transformers", "onnxruntime", "sentence_transformers", "sklearn", "keras", "tensorflow")
 
 _NUMPY_ARRAY_FUNCS = frozenset(
     ["zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "identity", "zeros_like", "ones_like", "empty_like", "full_like", "concatenate", "stack", "vstack", "hstack", "append", "where", "sqrt", "exp", "log", "abs", "dot", "matmul", "cumsum", "sort", "argsort", "unique", "clip", "load", "loadtxt", "genfromtxt", "fromiter", "frombuffer"]
@@ -137,6 +161,18 @@ _INFERENCE_NAME = re.compile(
 _HANDLER_DECORATOR_ATTRS = frozenset(
     ["get", "post", "put", "delete", "patch", "route", "api_route", "websocket", "head", "options"]
 )
+_VIEW_DECORATORS = frozenset(
+    {
+        "django.views.decorators.http.require_http_methods",
+        "django.views.decorators.http.require_GET",
+        "django.views.decorators.http.require_POST",
+        "django.views.decorators.http.require_safe",
+        "django.views.decorators.csrf.csrf_exempt",
+        "rest_framework.decorators.api_view",
+    }
+)
+_VIEW_BASES = frozenset({"View", "APIView", "GenericAPIView", "ViewSet", "HTTPEndpoint", "MethodView"})
+_HTTP_VERB_METHODS = frozenset({"get", "post", "put", "patch", "delete", "create", "list", "retrieve", "update"})
 _LOADER_NAME = re.compile(r"(^|_)(loader|dataloader|dl|batches)(_|$)|loader$", re.I)
 _OPTIMIZER_NAME = re.compile(r"(^|_)(optim|optimizer|opt|optimiser)(_|$|\d)", re.I)
 
@@ -421,10 +457,17 @@ class FunctionFrame:
             last = dec.rsplit(".", 1)[-1]
             if "." in dec and last in _HANDLER_DECORATOR_ATTRS:
                 return True
+            if dec in _VIEW_DECORATORS:
+                return True
         if self.class_info is not None and any(
             b.endswith("Servicer") for b in self.class_info.bases
         ):
             return not self.name.startswith("_")
+        if self.class_info is not None and any(
+            b.rsplit(".", 1)[-1] in _VIEW_BASES for b in self.class_info.bases
+        ):
+            # Django/DRF/Starlette class-based views: one method per HTTP verb
+            return self.name in _HTTP_VERB_METHODS
         return False
 
     def is_inference_role(self) -> bool:
@@ -721,6 +764,38 @@ class Context:
     def is_module(self, expr: cst.BaseExpression) -> bool:
         return self.kind_of(expr) == MODULE
 
+    def is_model_call(self, call: cst.Call) -> bool:
+        """A model forward/inference call.
+
+        `model(x)` / `self.net(x)` on a Module, `model.generate(...)`, a called
+        transformers `pipeline(...)` object, an onnxruntime session's `.run(...)`.
+        A receiver of unknown kind counts when its name says model
+        (`model`, `self.net`, `text_model`) in a module importing an ML library.
+        """
+        func = call.func
+        kind = self.kind_of(func)
+        if kind in {MODULE, PIPELINE}:
+            return True
+        if kind is None and self._model_named(func):
+            return True
+        if not isinstance(func, cst.Attribute):
+            return False
+        owner = self.kind_of(func.value)
+        method = func.attr.value
+        if owner == INFERENCE_SESSION:
+            return method == "run"
+        if method not in _MODEL_INFERENCE_METHODS:
+            return False
+        return owner == MODULE or (owner is None and self._model_named(func.value))
+
+    def _model_named(self, expr: cst.BaseExpression) -> bool:
+        dotted = dotted_name(expr)
+        if dotted is None or self.qualified_name(expr) is not None:
+            return False
+        return bool(_MODEL_NAME.search(dotted.rsplit(".", 1)[-1])) and any(
+            self.uses(root) for root in _ML_ROOTS
+        )
+
     # ------------------------------------------------------------ traversal hooks
 
     def enter(self, node: cst.CSTNode) -> None:
@@ -809,7 +884,8 @@ class Context:
     def resolve_function(self, expr: cst.BaseExpression) -> cst.FunctionDef | None:
         """The same-module def a callee expression refers to (`f`, `self.m`)."""
         if isinstance(expr, cst.Name):
-            return self.functions.get(expr.value)
+            # a parameter or local of the same name hides the module-level def
+            return None if self._shadowed(expr.value) else self.functions.get(expr.value)
         dotted = dotted_name(expr)
         if dotted and dotted.startswith("self.") and dotted.count(".") == 1:
             cls = self.current_class()
