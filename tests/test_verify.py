@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from aiperf_lint import cli
-from aiperf_lint.verify import load_results
+from aiperf_lint.verify import load_results, machine
 
 PAIRS = Path(__file__).parent / "verify_pairs"
 FAST = ["--device", "cpu", "--size", "small", "--repeat", "3", "--min-time", "0.002"]
@@ -351,16 +351,13 @@ def test_broken_pair_toml_is_reported_and_others_still_run(tmp_path):
     assert re.search(r"TST010  TST010_broken +cpu +- +- +- +- +- +n\.a\. +ERROR", out)
 
 
-def test_cuda_requested_without_a_gpu_is_a_usage_error():
+def test_cuda_requested_without_a_gpu_is_a_usage_error(monkeypatch):
     pytest.importorskip("torch")
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    if probe.stdout.strip() == "True":
+    probe = machine.probe_cuda()  # the real probe, once: it imports torch in a child
+    assert isinstance(probe["cuda"], bool)
+    if probe["cuda"]:
         pytest.skip("this machine has a GPU")
+    monkeypatch.setattr(machine, "probe_cuda", lambda: probe)
     code, _, err = verify(str(PAIRS / "TST001_list_to_set"), "--device", "cuda")
     assert code == 2 and "torch sees no CUDA GPU" in err
 
@@ -406,3 +403,10 @@ def child_runners_of(parent: int) -> list[int]:
         if ppid == parent and b"aiperf_lint.verify.child" in cmdline:
             found.append(int(stat.parent.name))
     return found
+
+
+def test_memory_cap_turns_a_runaway_allocation_into_a_clear_error():
+    pair = str(PAIRS / "TST010_memory_cap")
+    code, out, _ = verify(pair, *MACHINERY, "--size", "100000", "--memory-cap", "1024")
+    assert code == 1
+    assert "before.py: MemoryError: exceeded the memory cap of 1024 MiB" in out
