@@ -22,6 +22,13 @@ ARITHMETIC_OPERATORS = (
 )
 
 
+# Attributes of a pandas row (Series / namedtuple) that are not columns.
+ROW_ATTRIBUTES = frozenset(
+    "dtype dtypes name index values shape size ndim empty array T at iat loc iloc "
+    "str dt cat plot".split()
+)
+
+
 def row_field(expr: cst.BaseExpression, row: str) -> str | None:
     """`row["a"]` or `row.a` (row being the given name) -> "a"; else None."""
     if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Name):
@@ -33,9 +40,36 @@ def row_field(expr: cst.BaseExpression, row: str) -> str | None:
             return value if isinstance(value, str) else None
         return None
     if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
-        if expr.value.value == row and not expr.attr.value.startswith("_"):
-            return expr.attr.value
+        attr = expr.attr.value
+        if expr.value.value == row and not attr.startswith("_") and attr not in ROW_ATTRIBUTES:
+            return attr
     return None
+
+
+def row_fields_only(node: cst.CSTNode, row: str) -> tuple[int, int]:
+    """(column reads of the row, other uses of the row name) inside node."""
+    counter = _RowFieldCounter(row)
+    node.visit(counter)
+    return counter.fields, counter.names - counter.fields
+
+
+class _RowFieldCounter(cst.CSTVisitor):
+    def __init__(self, row: str) -> None:
+        self.row = row
+        self.fields = 0
+        self.names = 0
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if row_field(node, self.row) is not None:
+            self.fields += 1
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if row_field(node, self.row) is not None:
+            self.fields += 1
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value == self.row:
+            self.names += 1
 
 
 def is_row_arithmetic(

@@ -10,13 +10,42 @@ from aiperf_lint.patterns import (
     is_simple_reference,
     rewrite_row_fields,
     row_field,
+    row_fields_only,
 )
 from aiperf_lint.rule import Invalid, Rule
 from aiperf_lint.semantic import call_name, dotted_name, names_in, positional_args
 
 # Calls that keep a per-row computation vectorizable (numpy/math ufunc equivalents).
 _VECTORIZABLE_CALLEES = frozenset(
-    ["abs", "round", "min", "max", "float", "int", "bool", "sqrt", "exp", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "tanh", "floor", "ceil", "clip", "where", "maximum", "minimum", "power", "square", "append", "isnan"]
+    [
+        "abs",
+        "round",
+        "min",
+        "max",
+        "float",
+        "int",
+        "bool",
+        "sqrt",
+        "exp",
+        "log",
+        "log1p",
+        "log2",
+        "log10",
+        "sin",
+        "cos",
+        "tan",
+        "tanh",
+        "floor",
+        "ceil",
+        "clip",
+        "where",
+        "maximum",
+        "minimum",
+        "power",
+        "square",
+        "append",
+        "isnan",
+    ]
 )
 
 
@@ -136,7 +165,7 @@ class _RowWork(cst.CSTVisitor):
         self.opaque_call = False
 
     def _touches_row(self, node: cst.CSTNode) -> bool:
-        return self.row in names_in(node)
+        return row_fields_only(node, self.row)[0] > 0
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if self._touches_row(node) and not _is_string_work(node):
@@ -162,6 +191,9 @@ class _RowWork(cst.CSTVisitor):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
+
+    def visit_Assert(self, node: cst.Assert) -> bool:
+        return False  # checking values (tests), not computing them
 
 
 def _is_string_work(node: cst.BinaryOperation) -> bool:

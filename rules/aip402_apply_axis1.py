@@ -10,6 +10,7 @@ from aiperf_lint.patterns import (
     is_row_arithmetic,
     is_simple_reference,
     rewrite_row_fields,
+    row_fields_only,
 )
 from aiperf_lint.rule import Invalid, Rule
 from aiperf_lint.semantic import OTHER, call_name, keyword_arg, names_in, positional_args
@@ -143,17 +144,72 @@ def _row_axis(call: cst.Call) -> bool:
     return False
 
 
+_NUMERIC_SHAPES = (
+    cst.BinaryOperation,
+    cst.UnaryOperation,
+    cst.Comparison,
+    cst.IfExp,
+    cst.BooleanOperation,
+    cst.Call,
+)
+
+
 def _rowwise_arithmetic(body: cst.CSTNode, row: str) -> bool:
-    """Numeric work on the row, and no calls other than numeric builtins."""
-    if not has_numeric_work(body) or row not in names_in(body):
+    """Numeric work on the row's columns, a numeric result, no other calls.
+
+    The row must be used only through column reads (`r["a"]`, `r.a`): a
+    function of the whole row (`lambda y: y > 1`) or one returning a dict or
+    a tuple is not a column expression.
+    """
+    results = [body] if isinstance(body, cst.BaseExpression) else _returned_values(body)
+    if not results or not all(isinstance(r, _NUMERIC_SHAPES) for r in results):
+        return False
+    fields, other_uses = row_fields_only(body, row)
+    if not fields or other_uses or not has_numeric_work(body):
         return False
     checker = _OnlyNumericCalls()
     body.visit(checker)
     return checker.ok
 
 
+def _returned_values(body: cst.BaseSuite) -> list[cst.BaseExpression]:
+    finder = _Returns()
+    body.visit(finder)
+    return finder.values if not finder.bare else []
+
+
+class _Returns(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.values: list[cst.BaseExpression] = []
+        self.bare = False
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is None:
+            self.bare = True
+        else:
+            self.values.append(node.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+
 class _OnlyNumericCalls(cst.CSTVisitor):
-    _ALLOWED = frozenset(["abs", "round", "min", "max", "float", "int", "sqrt", "exp", "log", "log1p", "floor", "ceil"])
+    _ALLOWED = frozenset(
+        [
+            "abs",
+            "round",
+            "min",
+            "max",
+            "float",
+            "int",
+            "sqrt",
+            "exp",
+            "log",
+            "log1p",
+            "floor",
+            "ceil",
+        ]
+    )
 
     def __init__(self) -> None:
         self.ok = True

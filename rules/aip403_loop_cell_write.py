@@ -86,7 +86,10 @@ class CellWriteInLoop(Rule):
             return
         used = names_in(row_index.value)
         for loop in self.ctx.statement_loops():
-            if loop.variant_names() & used and _iterates_many(loop):
+            # A for loop's own variables (not names merely assigned in it: those
+            # are often per-column masks) or a while loop's counters.
+            driving = loop.variant_names() if loop.iter_expr is None else loop.targets
+            if driving & used and _iterates_many(loop):
                 self.report(target, self.message.format(indexer=indexer))
                 return
 
@@ -97,8 +100,12 @@ class CellWriteInLoop(Rule):
 
 def _scalar_indexer(expr: cst.BaseExpression) -> bool:
     """`i`, `row.Index`, `idx[k]`, `i + 1` — not a mask, slice, list or call."""
-    if isinstance(expr, (cst.Name, cst.Attribute, cst.Integer)):
+    if isinstance(expr, (cst.Name, cst.Integer)):
         return True
+    if isinstance(expr, cst.Attribute):
+        # itertuples' `row.Index` / iterrows' `row.name` are labels;
+        # `group.index` is a whole Index (a vectorized write).
+        return expr.attr.value in {"Index", "name"}
     if isinstance(expr, cst.BinaryOperation):
         return _scalar_indexer(expr.left) and _scalar_indexer(expr.right)
     if isinstance(expr, cst.Subscript):

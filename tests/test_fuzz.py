@@ -1,0 +1,130 @@
+"""Property tests: linting never raises; fixes parse, clear their finding, are
+idempotent and leave every byte outside their edits unchanged.
+
+CI runs a small budget; `make fuzz` sets AIPERF_FUZZ_EXAMPLES for a larger one.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import textwrap
+from pathlib import Path
+
+import hypothesmith
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiperf_lint import api, engine, fixer, registry
+
+EXAMPLES = int(os.environ.get("AIPERF_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+ROOT = Path(__file__).resolve().parent.parent
+ALL_RULES = [rule for rule in registry.all_rules()]
+
+
+def _seed_sources() -> list[str]:
+    """Every INVALID example and every fixture before.py: code the rules match."""
+    sources = [textwrap.dedent(i.code) for rule in ALL_RULES for i in rule.examples()[1]]
+    sources += [p.read_text() for p in sorted((ROOT / "fixtures").glob("*/before.py"))]
+    return sources
+
+
+SEEDS = _seed_sources()
+
+
+def _lint_all(source: str):
+    """Lint with every rule; a syntax error is fine, an internal error is a bug."""
+    try:
+        findings, errors = engine.lint_text(source, ALL_RULES, "<fuzz>")
+    except engine.LintError as exc:
+        assert exc.error.kind == "syntax", exc.error.message
+        return None
+    internal = [e for e in errors if e.kind == "internal"]
+    assert not internal, internal[0].message + "\n" + (internal[0].traceback or "")
+    return findings
+
+
+@FUZZ
+@given(hypothesmith.from_grammar())
+def test_fuzz_lint_never_raises_on_generated_python(source):
+    _lint_all(source)
+
+
+# -------------------------------------------------------------- mutations
+
+_NAMES = st.sampled_from(["df", "x", "model", "loader", "t", "arr", "data", "row", "self.m"])
+
+
+@st.composite
+def mutated_seed(draw) -> str:
+    source = draw(st.sampled_from(SEEDS))
+    lines = source.splitlines(keepends=True)
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["comment", "blank", "rename", "crlf", "dup", "drop", "wrap"]))
+        if not lines:
+            break
+        index = draw(st.integers(0, len(lines) - 1))
+        line = lines[index]
+        indent = line[: len(line) - len(line.lstrip())]
+        if kind == "comment":
+            lines.insert(index, indent + "# a comment\n")
+        elif kind == "blank":
+            lines.insert(index, "\n")
+        elif kind == "rename":
+            old, new = draw(_NAMES), draw(_NAMES)
+            lines = [ln.replace(old, new) for ln in lines]
+        elif kind == "crlf":
+            lines = [ln.replace("\r\n", "\n").replace("\n", "\r\n") for ln in lines]
+        elif kind == "dup":
+            lines.insert(index, line)
+        elif kind == "drop":
+            del lines[index]
+        elif kind == "wrap" and line.strip() and not line.rstrip().endswith(":"):
+            lines[index] = indent + "if flag:\n" + indent + "    " + line.lstrip()
+    return "".join(lines)
+
+
+@FUZZ
+@given(mutated_seed())
+def test_fuzz_mutated_rule_examples(source):
+    findings = _lint_all(source)
+    if findings is None:
+        return
+    for finding in fixer.fixable(findings, unsafe=True):
+        _check_single_fix(source, finding)
+    _check_full_fix(source, unsafe=True)
+
+
+def _check_single_fix(source: str, finding) -> None:
+    fixed = fixer.apply_edits(source, finding.edits)
+    ast.parse(fixed)
+    start = min(e.start for e in finding.edits)
+    end = max(e.end for e in finding.edits)
+    tail = len(source) - end
+    assert fixed[:start] == source[:start]
+    assert fixed[len(fixed) - tail :] == source[end:]
+    before_count = sum(f.code == finding.code for f in _lint_all(source) or [])
+    after_count = sum(f.code == finding.code for f in _lint_all(fixed) or [])
+    assert after_count < before_count, f"{finding.code} fix did not clear its finding"
+
+
+def _check_full_fix(source: str, unsafe: bool) -> None:
+    fixed = api.fix_source(source, unsafe=unsafe, select=["ALL"])
+    if fixed == source:
+        return
+    ast.parse(fixed)
+    assert api.fix_source(fixed, unsafe=unsafe, select=["ALL"]) == fixed, "fix is not idempotent"
+
+
+def test_every_seed_lints_cleanly():
+    for source in SEEDS:
+        _lint_all(source)
