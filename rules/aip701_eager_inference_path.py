@@ -39,8 +39,8 @@ class EagerInferencePath(Rule):
     """
     ## What it does
     Opt-in. Reports a module that serves or batch-predicts with an
-    `nn.Module` (forward calls inside request handlers or `predict`/`infer`/
-    `serve`-style functions) and never uses `torch.compile`,
+    `nn.Module` (forward calls inside request handlers, or inside loops of
+    `predict`/`infer`/`serve`-style functions) and never uses `torch.compile`,
     `torch.jit.trace`/`script`, `torch.export`, or an ONNX export/ONNX
     Runtime. Modules that train (call `backward()` or `optimizer.step()`) are
     not reported. One finding per module, on the first such forward call.
@@ -134,10 +134,13 @@ class EagerInferencePath(Rule):
             self.reports.append(self._first_forward)
 
     def _serving(self) -> bool:
+        """A request handler, or a loop inside a predict/infer/serve-style function."""
         frame = self.ctx.current_function()
         if frame is None:
             return False
-        return frame.is_request_handler() or bool(_SERVING_NAME.search(frame.name))
+        if frame.is_request_handler():
+            return True
+        return bool(_SERVING_NAME.search(frame.name)) and self.ctx.in_loop()
 
     def _is_forward(self, node: cst.Call) -> bool:
         """A forward of a torch module (not a pipeline object or an ONNX session)."""
@@ -198,8 +201,16 @@ def train_step(x, y):
     loss = torch.nn.functional.mse_loss(model(x), y)
     loss.backward()
     opt.step()
-def predict(x):
+def predict(batches):
     with torch.no_grad():
+        return [model(x) for x in batches]
+""",
+    # a predict helper that runs one forward (no handler, no predict loop)
+    """
+import torch
+def predict(model, x):
+    model.eval()
+    with torch.inference_mode():
         return model(x)
 """,
     # forward outside any serving/predict function (a research script)
@@ -213,8 +224,8 @@ def main():
     """
 import re, torch
 PATTERN = re.compile("x")
-def infer(model, x):
-    return model(x)
+def infer(model, xs):
+    return [model(x) for x in xs]
 def fit(model, loss):
     loss.backward()
 """,
@@ -252,8 +263,8 @@ def scores(x):
 import re
 import torch
 TOKEN = re.compile(r"\\w+")
-def infer(model: torch.nn.Module, x):
-    return model(x)
+def infer(model: torch.nn.Module, requests):
+    return [model(x) for x in requests]
 """
     ),
     # a predictor class: self.net called in predict, batch prediction loop
