@@ -82,7 +82,8 @@ def _measure(
             note=f"before.py and after.py return different results (before vs after): {mismatch}",
         )
         return
-    samples, calls, note = time_interleaved(runners, options, progress)
+    first_call_s = [first["time_s"] for first in firsts]
+    samples, calls, note = time_interleaved(runners, first_call_s, options, progress)
     entry["time"] = time_summary(samples, calls, setups, firsts)
     entry["status"] = "measured"
     judge(entry, pair, options, extra_note=note)
@@ -95,10 +96,16 @@ def calls_for(per_call_s: float, min_time_s: float) -> int:
     return max(1, min(MAX_CALLS_PER_MEASUREMENT, math.ceil(min_time_s / per_call_s)))
 
 
-def time_interleaved(runners: list[ChildRunner], options: Options, progress: Progress):
+def time_interleaved(
+    runners: list[ChildRunner], first_call_s: list[float], options: Options, progress: Progress
+):
     """Per-call times for each runner over interleaved repeats with alternating order."""
-    # Calibration call: also the second warm-up call (the first was the memory run).
-    per_call = [runner.request("calibration", "time", 1) for runner in runners]
+    per_call = [
+        # A first (cold, warm-up) call already longer than min_time means one call per
+        # measurement; otherwise time one warm call to calibrate (a second warm-up too).
+        first if first >= options.min_time_s else runner.request("calibration", "time", 1)
+        for runner, first in zip(runners, first_call_s)
+    ]
     calls = [calls_for(t, options.min_time_s) for t in per_call]
     samples: list[list[float]] = [[], []]
     note = ""
@@ -162,10 +169,10 @@ def judge(entry: dict, pair: Pair, options: Options, extra_note: str = "") -> No
     gain, verdict = _gain_verdict(entry, pair)
     claimed_here = entry["device"] in pair.claim_devices
     notes = [extra_note] if extra_note else []
-    if not claimed_here:
-        notes.append(f"gain claimed on {'/'.join(pair.claim_devices) or 'no device'} only")
-    if options.check_only:
-        notes.append("gain not judged (--check-only)")
+    if not pair.claim_devices:
+        notes.append("no gain claimed (claim.devices is empty)")
+    elif not claimed_here:
+        notes.append(f"gain claimed on {'/'.join(pair.claim_devices)} only")
     entry["claim"]["claimed_here"] = claimed_here
     entry.update(
         verdict=verdict,

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 
 SCHEMA_VERSION = 1
+CHECK_ONLY_NOTE = " (--check-only: speed-ups measured, not judged)"
 COLUMNS = (
     "rule",
     "pair",
@@ -209,6 +211,7 @@ def summary_line(document: dict) -> str:
         f"{s['pairs']} measurement(s) on {device}: {s['gain_shown']} showed the claimed gain, "
         f"{s['different']} gave different results, {s['error']} errored, {s['skipped']} skipped; "
         + ("all passed" if failed == 0 else f"{failed} FAILED")
+        + CHECK_ONLY_NOTE * bool(document["settings"].get("check_only"))
     )
 
 
@@ -217,9 +220,11 @@ def render_markdown(document: dict) -> str:
         return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
 
     machine = document["machine"]
+    check_only = CHECK_ONLY_NOTE * bool(document["settings"].get("check_only"))
     lines = [
-        f"Measured by `aiperf-lint verify` on {device_label(machine)}, {machine['cpu_count']} cores, "
-        f"Python {machine['python']}, {document['date'][:10]}.",
+        f"Measured by `{shlex.join(document['command'])}` on {device_label(machine)}, "
+        f"{machine['cpu_count']} cores, Python {machine['python']}, {document['date'][:10]}"
+        f"{check_only}.",
         "",
         cells(COLUMNS),
         cells(["---"] * len(COLUMNS)),
@@ -227,5 +232,5 @@ def render_markdown(document: dict) -> str:
     lines += [cells(row(entry)) for entry in document["pairs"]]
     extra = notes(document["pairs"])
     if extra:
-        lines += [""] + [f"- {line}" for line in extra]
+        lines += ["", *(f"- {line}" for line in extra)]
     return "\n".join(lines) + "\n"
