@@ -384,3 +384,21 @@ def test_format_seconds(seconds, text):
 @pytest.mark.parametrize(("ratio", "text"), [(1.18, "1.18x"), (27.44, "27.4x"), (8583.2, "8,583x")])
 def test_format_ratio(ratio, text):
     assert report.format_ratio(ratio) == text
+
+
+def test_write_results_replaces_a_pair_measured_again_and_keeps_the_others(tmp_path):
+    path = tmp_path / "RESULTS-cpu.json"
+    old_401, old_402 = (
+        measured_entry("AIP401", 41.0, "faster"),
+        measured_entry("AIP402", 9.0, "faster"),
+    )
+    write_results(results_document([old_401, old_402]), path)
+    new_401 = measured_entry("AIP401", 50.0, "faster")
+    new_401["size"] = 20_000  # the pair's default size changed since
+    write_results(results_document([new_401]), path)
+    entries = json.loads(path.read_text())["pairs"]
+    assert [(e["pair"], e["size"], e["time"]["ratio_of_medians"]) for e in entries] == [
+        ("AIP401_x", 20_000, 50.0),
+        ("AIP402_x", 10_000, 9.0),
+    ]
+    assert json.loads(path.read_text())["summary"]["pairs"] == 2

@@ -96,9 +96,9 @@ def write_results(document: dict, path: Path) -> Path:
     """Write the evidence file, keeping earlier entries for pairs this run did not measure."""
     from aiperf_lint.verify.report import summarize  # writing is rare; keep load_results light
 
-    fresh = {_key(entry) for entry in document["pairs"]}
-    kept = [entry for entry in _previous_entries(path) if _key(entry) not in fresh]
-    pairs = sorted(kept + document["pairs"], key=_key)
+    fresh = {_identity(entry) for entry in document["pairs"]}
+    kept = [entry for entry in _previous_entries(path) if _identity(entry) not in fresh]
+    pairs = sorted(kept + document["pairs"], key=lambda entry: (entry["pair"], entry["size"]))
     merged = {
         **document,
         "pairs": pairs,
@@ -108,8 +108,9 @@ def write_results(document: dict, path: Path) -> Path:
     return path
 
 
-def _key(entry: dict) -> tuple:
-    return entry["pair"], entry["size"]
+def _identity(entry: dict) -> tuple:
+    """A new "default" run of a pair replaces the old one even if its default size changed."""
+    return entry["pair"], entry["size_label"]
 
 
 def _previous_entries(path: Path) -> list[dict]:
