@@ -141,10 +141,10 @@ _NUMPY_ARRAY_FUNCS = frozenset(
 )
 
 _DATAFRAME_METHODS = frozenset(
-    ["copy", "dropna", "fillna", "drop", "drop_duplicates", "merge", "join", "head", "tail", "query", "assign", "sort_values", "sort_index", "reset_index", "set_index", "rename", "astype", "reindex", "sample", "filter", "select_dtypes", "pivot", "pivot_table", "melt", "transpose", "abs", "round", "clip", "replace", "where", "mask", "explode", "interpolate", "ffill", "bfill", "nlargest", "nsmallest"]
+    ["copy", "dropna", "fillna", "drop", "drop_duplicates", "merge", "join", "head", "tail", "query", "assign", "sort_values", "sort_index", "reset_index", "set_index", "rename", "astype", "reindex", "sample", "filter", "select_dtypes", "pivot", "pivot_table", "melt", "transpose", "abs", "round", "clip", "replace", "where", "mask", "explode", "interpolate", "ffill", "bfill", "nlargest", "nsmallest", "append", "_append"]
 )
 _SERIES_METHODS = frozenset(
-    ["copy", "dropna", "fillna", "astype", "map", "apply", "abs", "round", "clip", "replace", "where", "mask", "sort_values", "sort_index", "reset_index", "head", "tail", "rolling", "shift", "diff", "cumsum", "rank", "isin", "isna", "notna", "between"]
+    ["copy", "dropna", "fillna", "astype", "map", "apply", "abs", "round", "clip", "replace", "where", "mask", "sort_values", "sort_index", "reset_index", "head", "tail", "rolling", "shift", "diff", "cumsum", "rank", "isin", "isna", "notna", "between", "append", "_append"]
 )
 _TENSOR_TO_OTHER = {"item": NUMBER, "tolist": LIST, "numpy": NDARRAY, "size": TUPLE}
 _TENSOR_NON_TENSOR = frozenset({"dim", "numel", "element_size", "is_contiguous"})

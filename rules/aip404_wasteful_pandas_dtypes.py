@@ -16,8 +16,26 @@ _READERS = {
 # Arguments that make the read small or lazy: nothing wasteful to report.
 _PARTIAL_READS = frozenset({"nrows", "chunksize", "iterator"})
 _AGGREGATIONS = frozenset(
-    "sum mean std var min max median agg aggregate describe cumsum cumprod prod "
-    "quantile corr cov sem skew".split()
+    [
+        "sum",
+        "mean",
+        "std",
+        "var",
+        "min",
+        "max",
+        "median",
+        "agg",
+        "aggregate",
+        "describe",
+        "cumsum",
+        "cumprod",
+        "prod",
+        "quantile",
+        "corr",
+        "cov",
+        "sem",
+        "skew",
+    ]
 )
 # `+` is left out: string columns concatenate with it.
 _ARITHMETIC = (cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Power)
@@ -178,9 +196,7 @@ def _receiver_chain(expr: cst.BaseExpression):
 
 
 def _root_name(expr: cst.BaseExpression) -> str | None:
-    last = None
-    for last in _receiver_chain(expr):
-        pass
+    *_, last = _receiver_chain(expr)
     return last.value if isinstance(last, cst.Name) else None
 
 
