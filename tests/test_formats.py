@@ -6,11 +6,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from aiperf_lint import api, cli, docs, formats, registry
 from aiperf_lint.model import Finding
@@ -317,3 +320,80 @@ def test_markdown_without_findings(tmp_path, monkeypatch, capsys):
         0,
         "### aiperf-lint\n\nNo performance findings.\n",
     )
+
+
+# ---------------------------------------------------------------- the GitHub Action
+
+
+def _action_steps() -> list[dict]:
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    return action["runs"]["steps"]
+
+
+def _step_env(step: dict, inputs: dict[str, str]) -> dict[str, str]:
+    def expand(value: str) -> str:
+        return re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m.group(1)], value)
+
+    return {key: expand(str(value)) for key, value in step.get("env", {}).items()}
+
+
+def test_action_steps_run_and_produce_annotations_sarif_and_summary(project, tmp_path):
+    """Run the action's own shell steps (as GitHub would, minus setup-python/pip/upload)."""
+    steps = _action_steps()
+    assert all(step.get("shell") == "bash" for step in steps if "run" in step)
+    inputs = {
+        "paths": ".",
+        "args": "--select ALL",
+        "sarif-file": str(tmp_path / "out.sarif"),
+        "fail-on-findings": "true",
+    }
+    github_output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    base_env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_OUTPUT": str(github_output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    results = {}
+    for step in steps:
+        if "run" not in step or step["name"] == "Install aiperf-lint":
+            continue
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=project,
+            env={**base_env, **_step_env(step, inputs)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        results[step["name"]] = proc
+    sarif = json.loads((tmp_path / "out.sarif").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(SCHEMA).validate(sarif)
+    assert sarif["runs"][0]["results"]
+    assert f"file={tmp_path / 'out.sarif'}" in github_output.read_text(encoding="utf-8")
+    assert summary.read_text(encoding="utf-8").startswith("### aiperf-lint: ")
+    annotate = results["Annotate"]
+    assert annotate.returncode == 1  # findings fail the job by default
+    assert all(line.startswith("::warning file=") for line in annotate.stdout.splitlines())
+    assert len(annotate.stdout.splitlines()) == len(sarif["runs"][0]["results"])
+
+
+def test_action_can_report_without_failing(tmp_path):
+    (step,) = [s for s in _action_steps() if s.get("name") == "Annotate"]
+    rule = registry.get_rule("AIP401")
+    (tmp_path / "bad.py").write_text(textwrap.dedent(rule.examples()[1][0].code), encoding="utf-8")
+    inputs = {"paths": ".", "args": "", "fail-on-findings": "false"}
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            **_step_env(step, inputs),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("::warning ")
