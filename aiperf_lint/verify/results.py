@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from aiperf_lint.verify.report import format_ratio, summarize
+
 RESULTS_GLOB = "RESULTS-*.json"
 GAIN_VERDICTS = ("faster", "less memory")
 
@@ -82,20 +84,12 @@ def _figure(entry: dict, machine: dict) -> dict:
         "date": date,
         "metric": metric,
         "verdict": entry["verdict"],
-        "text": f"measured {_ratio_text(speedup)}{' ' + what if what else ''} at size {entry['size']}, {device}, {date}",
+        "text": f"measured {format_ratio(speedup)}{' ' + what if what else ''} at size {entry['size']}, {device}, {date}",
     }
-
-
-def _ratio_text(ratio: float) -> str:
-    if ratio >= 100:
-        return f"{ratio:,.0f}x"
-    return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
 def write_results(document: dict, path: Path) -> Path:
     """Write the evidence file, keeping earlier entries for pairs this run did not measure."""
-    from aiperf_lint.verify.report import summarize  # writing is rare; keep load_results light
-
     fresh = {_identity(entry) for entry in document["pairs"]}
     kept = [entry for entry in _previous_entries(path) if _identity(entry) not in fresh]
     pairs = sorted(kept + document["pairs"], key=lambda entry: (entry["pair"], entry["size"]))
@@ -104,7 +98,7 @@ def write_results(document: dict, path: Path) -> Path:
         "pairs": pairs,
         "summary": summarize(pairs, document["summary"]["exit_code"]),
     }
-    _write_atomically(path, json.dumps(merged, indent=2, allow_nan=False) + "\n")
+    _write(path, json.dumps(merged, indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -121,15 +115,11 @@ def _previous_entries(path: Path) -> list[dict]:
         return []
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    import tempfile
+def _write(path: Path, text: str) -> None:
+    from aiperf_lint.fileio import atomic_write  # only writers pay for hashlib/tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    if path.exists():  # a committed evidence file is never left half-overwritten
+        atomic_write(path, text.encode("utf-8"))
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
