@@ -37,6 +37,8 @@ _FROM_DATA = frozenset({"tensor", "as_tensor"})
 class TensorCreatedThenMoved(Rule):
     """
     ## What it does
+    Finds tensors created on the CPU by a factory and then moved to a device.
+
     Finds tensors created by a factory (`torch.zeros`, `torch.randn`,
     `torch.tensor([...])`, ...) on the CPU and then moved to a device with
     `.cuda()` / `.to(device)`, chained or through a variable used only for that.

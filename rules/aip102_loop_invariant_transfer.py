@@ -26,6 +26,8 @@ _CONDITIONAL = (
 class LoopInvariantTransfer(Rule):
     """
     ## What it does
+    Finds a loop-invariant model or tensor moved to the device on every iteration.
+
     Finds a model, weight or tensor that does not change inside a loop but is
     moved with `.cuda()` / `.to(device)` on every iteration, e.g. `model.to(device)`
     or `class_weights.to(device)` inside the batch loop.

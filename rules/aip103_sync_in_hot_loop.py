@@ -20,6 +20,8 @@ _HOST_KINDS = frozenset({"ndarray", "DataFrame", "Series", "list", "tuple", "dic
 class SyncInHotLoop(Rule):
     """
     ## What it does
+    Finds host-device syncs (`.item()`, `.cpu()`, `print(t)`, ...) on every step of a hot loop.
+
     Finds `.item()`, `.cpu()`, `.numpy()`, `.tolist()`, `float(t)`, `int(t)`,
     `bool(t)`, `print(t)` and f-strings of tensors executed on every iteration of a
     training or inference loop (a loop over a DataLoader, or one that calls

@@ -20,6 +20,8 @@ _MODULE_INFERENCE_METHOD = re.compile(r"(^|_)(predict|infer|inference)", re.IGNO
 class InferenceWithoutNoGrad(Rule):
     """
     ## What it does
+    Finds model forwards at inference time without `no_grad` / `inference_mode`.
+
     Finds forward calls of an `nn.Module` (`model(x)`, `self.model(x)`,
     `self.net(x)`, `model.forward(x)`) after `model.eval()`, or inside functions
     whose role is inference (`predict`, `infer`, `evaluate`, `validate`, `test`,

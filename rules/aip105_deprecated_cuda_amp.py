@@ -23,6 +23,8 @@ _CUDA = cst.Arg(cst.SimpleString('"cuda"'))
 class DeprecatedCudaAmp(Rule):
     """
     ## What it does
+    Finds deprecated `torch.cuda.amp.autocast` / `GradScaler` calls, in every import style.
+
     Finds `torch.cuda.amp.autocast(...)` and `torch.cuda.amp.GradScaler(...)`, in
     every import style (`import torch`, `from torch.cuda import amp`,
     `from torch.cuda.amp import autocast, GradScaler`).
