@@ -105,6 +105,14 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print findings only, no summary")
     p.add_argument("--config", type=Path, help="use this pyproject.toml instead of the nearest one")
     p.add_argument("--debug", action="store_true", help="print tracebacks of internal errors")
+    p.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the result cache"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="result cache directory (default: .aiperf_lint_cache at the project root)",
+    )
 
 
 def _codes(value: str) -> list[str]:
@@ -196,6 +204,10 @@ def collect(args, settings: config.Settings) -> tuple[list[FileResult], list[Fil
         write=args.fix and not args.diff,
         debug=args.debug,
     )
+    if not args.no_cache:
+        from aiperf_lint import cache
+
+        options.cache = cache.open_cache(settings, options.codes, args.cache_dir)
     jobs = args.jobs or config.cpu_count()
     results = list(runner.run(found.files, options, jobs))
     for result in results:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from aiperf_lint import semantic, walk
 from aiperf_lint.model import FileError, Finding, TextEdit
 from aiperf_lint.rule import Report, Rule
 from aiperf_lint.semantic import Context
@@ -179,6 +180,14 @@ class _Dispatcher(cst.CSTVisitor):
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         return None
 
+    def run(self, module: cst.Module) -> None:
+        """The traversal, without LibCST's node rebuilding (see `walk`); whitespace
+        and operator tokens are not walked unless a rule or the context handles them."""
+        handled = set(self.visit_table) | set(self.leave_table)
+        handled |= {t.__name__ for t in (*semantic._ENTER, *semantic._LEAVE)}
+        skip = frozenset(t for t in walk.TRIVIA if t.__name__ not in handled)
+        walk.traverse(module, self.on_visit, self.on_leave, self.on_visit_attribute, skip)
+
 
 _METHOD_CACHE: dict[type, list[tuple[str, str]]] = {}
 
@@ -224,7 +233,7 @@ def analyse(
     instances = [rule(ctx) for rule in rules]
     errors: list[FileError] = []
     try:
-        module.visit(_Dispatcher(ctx, instances))
+        _Dispatcher(ctx, instances).run(module)
     except RecursionError:
         errors.append(FileError(path, "expression nesting too deep to analyse", kind="syntax"))
     except Exception as exc:  # a rule bug must not take down the run

@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiperf_lint import cache as result_cache
 from aiperf_lint import engine, fileio, fixer, registry
+from aiperf_lint.cache import Cache
 from aiperf_lint.config import Settings
 from aiperf_lint.model import FileError, FileResult, Finding
 
@@ -28,6 +30,7 @@ class LintOptions:
     # Optional finding filter (e.g. only changed lines); must be picklable.
     keep: Callable[[Finding], bool] | None = None
     extra: dict = field(default_factory=dict)
+    cache: Cache | None = None  # None: --no-cache
 
 
 def rules_for(codes: Iterable[str]) -> list:
@@ -45,6 +48,13 @@ def lint_path(path: Path, options: LintOptions) -> FileResult:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         return FileResult(name, errors=[FileError(name, f"cannot read file: {reason}", kind="io")])
+    result = _lint_read_bytes(data, path, options)
+    result_cache.store_result(options, path, data, result)
+    return result
+
+
+def _lint_read_bytes(data: bytes, path: Path, options: LintOptions) -> FileResult:
+    name = str(path)
     try:
         return lint_bytes(data, path, options)
     except engine.LintError as exc:
@@ -112,17 +122,53 @@ def lint_source_text(text: str, rules, name: str, options: LintOptions) -> FileR
 
 
 def run(files: list[Path], options: LintOptions, jobs: int) -> Iterator[FileResult]:
-    """Results in the order of `files`; parallel over a process pool when worth it."""
+    """Results in the order of `files`: cache hits looked up here, the rest linted
+    (in parallel over a process pool when worth it)."""
+    cache = options.cache
+    if cache is None:
+        yield from _lint_all(files, options, jobs)
+        return
+    looked_up = [cache.lookup(path, options) for path in files]
+    fresh = _lint_all([p for p, (hit, _) in zip(files, looked_up) if hit is None], options, jobs)
+    try:
+        for hit, pending in looked_up:
+            if hit is not None:
+                yield hit
+                continue
+            result = next(fresh)
+            if pending is not None:
+                cache.record(pending, result)
+            yield result
+    finally:
+        fresh.close()
+        cache.save_index()
+
+
+def _lint_all(files: list[Path], options: LintOptions, jobs: int) -> Iterator[FileResult]:
     if jobs <= 1 or len(files) < PARALLEL_THRESHOLD:
         for path in files:
             yield lint_path(path, options)
         return
+    # Biggest files first, one at a time to whichever worker is free: no
+    # worker is left with a large file at the end while the others idle.
+    order = sorted(range(len(files)), key=lambda i: -_size(files[i]))
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    # Small chunks: a few big files must not stall one worker while others idle.
     with context.Pool(jobs, initializer=_worker_init, initargs=(options,)) as pool:
-        yield from pool.imap(
-            _worker_lint, files, chunksize=max(1, min(8, len(files) // (jobs * 8)))
-        )
+        done: dict[int, FileResult] = {}
+        next_index = 0
+        tasks = ((i, files[i]) for i in order)
+        for index, result in pool.imap_unordered(_worker_lint_indexed, tasks):
+            done[index] = result
+            while next_index in done:  # results are small: buffer until in order
+                yield done.pop(next_index)
+                next_index += 1
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 _WORKER_OPTIONS: LintOptions | None = None
@@ -137,3 +183,8 @@ def _worker_init(options: LintOptions) -> None:
 def _worker_lint(path: Path) -> FileResult:
     assert _WORKER_OPTIONS is not None
     return lint_path(path, _WORKER_OPTIONS)
+
+
+def _worker_lint_indexed(task: tuple[int, Path]) -> tuple[int, FileResult]:
+    index, path = task
+    return index, _worker_lint(path)

@@ -35,7 +35,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
+
+from aiperf_lint import walk
 
 # ---------------------------------------------------------------- kinds
 
@@ -218,7 +219,7 @@ def positional_args(call: cst.Call) -> list[cst.Arg]:
 def names_in(node: cst.CSTNode) -> set[str]:
     """Every bare Name read or written anywhere inside node."""
     collector = _NameCollector()
-    node.visit(collector)
+    walk.visit(node, collector)
     return collector.names
 
 
@@ -345,16 +346,16 @@ class LoopFrame:
         if self._facts is None:
             facts = _BodyFacts()
             if isinstance(self.node, (cst.For, cst.While)):
-                self.node.body.visit(facts)
+                walk.visit(self.node.body, facts)
                 if isinstance(self.node, cst.While):
-                    self.node.test.visit(facts)
+                    walk.visit(self.node.test, facts)
                 for inner in _inner_loops(self.node.body):
                     facts.has_inner_loop = True
                     frame = self.ctx.frame_for(inner)
                     if frame.is_training_loop(shallow=True):
                         facts.inner_training_loop = True
             else:
-                self.node.visit(facts)
+                walk.visit(self.node, facts)
             self._facts = facts
         return self._facts
 
@@ -398,13 +399,13 @@ class LoopFrame:
 
 def _shallow_facts(node: cst.CSTNode) -> _BodyFacts:
     facts = _BodyFacts()
-    node.visit(facts)
+    walk.visit(node, facts)
     return facts
 
 
 def _inner_loops(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     finder = _LoopFinder()
-    node.visit(finder)
+    walk.visit(node, finder)
     return iter(finder.loops)
 
 
@@ -927,7 +928,7 @@ class Context:
         """One extra walk of the module, only when a rule asks (call sites, grad state)."""
         if self._module_facts is None:
             self._module_facts = _ModuleFacts(self)
-            self.module.visit(self._module_facts)
+            walk.visit(self.module, self._module_facts)
         return self._module_facts
 
     def call_sites(self, name: str) -> list[CallSite]:
@@ -971,7 +972,7 @@ class Context:
         cached = self._autograd_use.get(id(node))
         if cached is None:
             finder = _AutogradUse()
-            node.visit(finder)
+            walk.visit(node, finder)
             cached = self._autograd_use[id(node)] = finder.found
         return cached
 
@@ -1027,7 +1028,7 @@ class _ModuleFacts(cst.CSTVisitor):
             "torch.autograd.set_grad_enabled",
         }:
             args = positional_args(value)
-            if args and m.matches(args[0].value, m.Name("False")):
+            if args and _is_false(args[0].value):
                 self.global_grad_off = True
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
@@ -1161,9 +1162,16 @@ def _flatten_top_level(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
 # ---------------------------------------------------------------- handlers
 
 
+def _is_false(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"
+
+
 def _is_periodic_test(test: cst.BaseExpression) -> bool:
     """`step % 100 == 0`, `i % log_every == 0`, `not step % 10`, `(i + 1) % n == 0`."""
-    return m.findall(test, m.BinaryOperation(operator=m.Modulo())) != []
+    return any(
+        isinstance(node.operator, cst.Modulo)
+        for node in walk.find_all(test, cst.BinaryOperation)
+    )
 
 
 def _grad_off_call(ctx: Context, expr: cst.BaseExpression) -> bool:
@@ -1175,11 +1183,11 @@ def _grad_off_call(ctx: Context, expr: cst.BaseExpression) -> bool:
     if qname in _GRAD_OFF:
         mode = positional_args(expr)
         if qname == "torch.inference_mode" and mode:
-            return not m.matches(mode[0].value, m.Name("False"))
+            return not _is_false(mode[0].value)
         return True
     if qname == "torch.set_grad_enabled":
         args = positional_args(expr)
-        return bool(args) and m.matches(args[0].value, m.Name("False"))
+        return bool(args) and _is_false(args[0].value)
     return False
 
 
