@@ -135,6 +135,7 @@ _MODEL_NAME = re.compile(
     r"^(model|net|network|llm|classifier|detector|generator|encoder|backbone)$|_(model|net)$|^model_",
     re.IGNORECASE,
 )
+_MODEL_ATTRIBUTE = re.compile(r"^model$|_model$|^model_", re.IGNORECASE)
 _ML_ROOTS = ("torch", "transformers", "onnxruntime", "sentence_transformers", "sklearn", "keras", "tensorflow")
 
 _NUMPY_ARRAY_FUNCS = frozenset(
@@ -793,9 +794,15 @@ class Context:
         dotted = dotted_name(expr)
         if dotted is None or self.qualified_name(expr) is not None:
             return False
-        return bool(_MODEL_NAME.search(dotted.rsplit(".", 1)[-1])) and any(
-            self.uses(root) for root in _ML_ROOTS
-        )
+        owner, _, last = dotted.rpartition(".")
+        if owner and owner != "self":
+            # `writer.generator(...)` is a method; `app.state.model(x)` is a model
+            named = bool(_MODEL_ATTRIBUTE.search(last))
+        else:
+            cls = self.current_class()
+            is_method = bool(owner) and cls is not None and last in cls.methods
+            named = bool(_MODEL_NAME.search(last)) and not is_method
+        return named and any(self.uses(root) for root in _ML_ROOTS)
 
     # ------------------------------------------------------------ traversal hooks
 

@@ -262,6 +262,14 @@ async def handler(session):
     sleep(1)
     return session.run(None, {})
 """,
+    # model-like method names on other objects are methods, not models
+    """
+import torch
+@app.post("/predict")
+async def predict(x):
+    writer.generator(x)
+    return report.classifier(x)
+""",
     # model called in a non-handler async helper of a script (no concurrent requests)
     """
 import torch

@@ -7,7 +7,7 @@ import re
 import libcst as cst
 
 from aiperf_lint.rule import Invalid, Rule
-from aiperf_lint.semantic import call_name, dotted_name, keyword_arg, positional_args
+from aiperf_lint.semantic import call_name, dotted_name, keyword_arg, names_in, positional_args
 
 _LOADERS = frozenset(
     {
@@ -62,6 +62,9 @@ _PER_ITEM_METHODS = frozenset(
         "progress_apply",
         "parallel_apply",
     ]
+)
+_LOADER_HELPER = re.compile(
+    r"model|load|pipeline|predictor|classifier|session|checkpoint|ckpt", re.I
 )
 _TRAIN_CALL = re.compile(r"(^|_)(train|fit|finetune|fine_tune)(_|$)", re.IGNORECASE)
 _COLLECT_METHODS = frozenset({"append", "extend", "insert", "add", "setdefault"})
@@ -157,7 +160,7 @@ class ModelLoadedPerCall(Rule):
             self.report(node, _HANDLER_MESSAGE.format(loader=loader, func=frame.name))
         elif self._reloaded_per_iteration(node):
             self.report(node, _LOOP_MESSAGE.format(loader=loader))
-        elif frame.name in self._per_item_functions():
+        elif frame.name in self._per_item_functions() and not _loads_the_item(node, frame.node):
             via = self._per_item_functions()[frame.name]
             self.report(node, _PER_ITEM_MESSAGE.format(loader=loader, func=frame.name, via=via))
 
@@ -192,14 +195,17 @@ class ModelLoadedPerCall(Rule):
         key = id(helper)
         if key not in self._helpers:
             self._helpers[key] = None
-            decorators = self.ctx.decorator_names(helper)
-            if helper.name.value not in _ONCE_FUNCTIONS and not _CACHING_DECORATORS.intersection(
-                decorators
-            ):
+            if self._may_load_per_call(helper):
                 finder = _UnguardedLoad(self.ctx)
                 helper.body.visit(finder)
                 self._helpers[key] = finder.loader
         return self._helpers[key]
+
+    def _may_load_per_call(self, helper: cst.FunctionDef) -> bool:
+        # only helpers named for loading: `_broadcast_object` may torch.load a received buffer
+        name = helper.name.value
+        cached = _CACHING_DECORATORS.intersection(self.ctx.decorator_names(helper))
+        return bool(_LOADER_HELPER.search(name)) and name not in _ONCE_FUNCTIONS and not cached
 
     # ------------------------------------------------------------ where
 
@@ -249,6 +255,12 @@ class ModelLoadedPerCall(Rule):
             self.ctx.module.visit(finder)
             self._per_item = finder.found
         return self._per_item
+
+
+def _loads_the_item(node: cst.Call, function: cst.FunctionDef) -> bool:
+    """`pool.map(load, model_names)`: each item names a different model to load."""
+    params = {p.name.value for p in (*function.params.posonly_params, *function.params.params)}
+    return any(names_in(arg.value) & params for arg in node.args)
 
 
 def is_load_once_guard(test: cst.BaseExpression) -> bool:
@@ -414,6 +426,24 @@ def stats():
     with open("stats.pkl", "rb") as f:
         numbers = pickle.load(f)
     return config.load("x")
+""",
+    # each item names a different model: loading them in parallel is the point
+    """
+from concurrent.futures import ThreadPoolExecutor
+from transformers import AutoModel
+def fetch(name):
+    return AutoModel.from_pretrained(name)
+with ThreadPoolExecutor(4) as pool:
+    models = list(pool.map(fetch, ["bert-base-uncased", "roberta-base"]))
+""",
+    # a helper not named for model loading (torch.load of a received buffer) in a loop
+    """
+import io, torch
+def _receive_object(buffer):
+    return torch.load(io.BytesIO(buffer))
+def gather(ranks, buffer):
+    for rank in ranks:
+        state = _receive_object(buffer)
 """,
     # a helper that loads once behind a guard, called from a handler
     """
