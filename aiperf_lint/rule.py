@@ -83,11 +83,15 @@ class Rule:
 
     @classmethod
     def summary(cls) -> str:
-        """First line of the docs' 'What it does' section, for tables."""
+        """The first paragraph of the docs' 'What it does' section, on one line."""
         lines = [ln.strip() for ln in cls.docs().splitlines()]
         for i, ln in enumerate(lines):
             if ln.lower().startswith("## what it does"):
+                paragraph: list[str] = []
                 for nxt in lines[i + 1 :]:
+                    if not nxt and paragraph:
+                        break
                     if nxt:
-                        return nxt
+                        paragraph.append(nxt)
+                return " ".join(paragraph)
         return cls.message
