@@ -50,11 +50,14 @@ class EagerInferencePath(Rule):
     the small batches of online serving that overhead, not the arithmetic,
     is often most of the latency. A traced or compiled model runs the same
     graph with less per-operator overhead (and, with `torch.compile`, fused
-    kernels). Measured on a 2-core CPU (torch 2.13, this rule's fixture pair,
-    `aiperf-lint verify --rule AIP701`): a 6-block residual MLP (width 64,
-    LayerNorm + GELU) answering 200 single-row requests took 232 ms eager and
-    87 ms after `torch.jit.trace` (2.7x); `torch.compile` took 39 ms (5.9x)
-    but spent 38 s compiling first.
+    kernels). Measured on the 2-core CI-class CPU (torch 2.13; a standalone
+    script, best of 5 runs; the machine was shared, so treat the figures as
+    approximate): a 6-block residual MLP (width 64, LayerNorm + GELU)
+    answering 200 single-row requests took 232 ms eager and 87 ms after
+    `torch.jit.trace` (2.7x); `torch.compile` took 39 ms (5.9x) but spent
+    38 s compiling first. With `OMP_NUM_THREADS=1` the trace gain was 1.9x
+    (149 ms -> 78 ms). The fixture pair (`aiperf-lint verify --rule AIP701`)
+    repeats the eager-vs-trace comparison.
 
     It is off by default because the gain depends on the model, the batch
     size and the device, and compilation has costs of its own.
