@@ -180,6 +180,23 @@ _OPTIMIZER_NAME = re.compile(r"(^|_)(optim|optimizer|opt|optimiser)(_|$|\d)", re
 
 _GRAD_OFF = frozenset({"torch.no_grad", "torch.inference_mode"})
 
+# Autograd history (Context.carries_grad): what makes a loss, what ends the history.
+_LOSS_CALLEE = re.compile(r"(loss|criterion|criteria)(_?(fn|func|function|module))?\d*$", re.I)
+_FUNCTIONAL_LOSSES = frozenset(
+    {"cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}
+)
+_GRAD_ENDING_METHODS = frozenset(
+    {
+        *("detach", "detach_", "item", "tolist", "numpy", "argmax", "argmin", "argsort"),
+        *("size", "dim", "numel", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf"),
+        *("isfinite", "long", "int", "bool", "nonzero", "any", "all", "backward"),
+        "requires_grad_",
+    }
+)
+_GRAD_ENDING_ATTRS = frozenset({"data", "grad", "shape", "dtype", "device", "requires_grad"})
+# Branch conditions and def names that mark debugging/profiling code (Context.in_debug_branch).
+_DEBUG_WORDS = re.compile(r"debug|profil|anomal|nvtx|trace|verbose", re.I)
+
 
 def dotted_name(expr: cst.BaseExpression) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
@@ -312,6 +329,7 @@ class _BodyFacts(cst.CSTVisitor):
 class Binding:
     kind: str | None
     value: cst.BaseExpression | None = None
+    grad: bool = False  # a tensor with autograd history (see Context.carries_grad)
 
 
 @dataclass
@@ -630,8 +648,8 @@ class Context:
                 return scope.names[name]
         return None
 
-    def bind(self, name: str, kind: str | None, value=None) -> None:
-        self.scopes[-1].names[name] = Binding(kind, value)
+    def bind(self, name: str, kind: str | None, value=None, grad: bool = False) -> None:
+        self.scopes[-1].names[name] = Binding(kind, value, grad)
 
     # ------------------------------------------------------------ kinds
 
@@ -871,6 +889,71 @@ class Context:
 
     def in_except_handler(self) -> bool:
         return self.except_depth > 0
+
+    def in_debug_branch(self) -> bool:
+        """In the taken branch of `if args.debug:` / `if cfg.profile:` / `if not fast:`'s else,
+        or in a def named for debugging or profiling (`debug_step`, `profile_epoch`)."""
+        for index, node in enumerate(self.ancestors[:-1]):
+            if isinstance(node, cst.If) and _mentions_debugging(node.test):
+                negated = isinstance(node.test, cst.UnaryOperation) and isinstance(
+                    node.test.operator, cst.Not
+                )
+                if (self.ancestors[index + 1] is node.body) != negated:
+                    return True
+        return any(_DEBUG_WORDS.search(frame.name) for frame in self.function_stack)
+
+    def carries_grad(self, expr: cst.BaseExpression) -> bool:
+        """Does expr evaluate to a tensor with autograd history, computed here with grad on?
+
+        Sources: a loss (a call of `criterion`/`loss_fn`/`compute_loss`/a Module such as
+        `nn.CrossEntropyLoss()`, or `F.*_loss`/`F.cross_entropy`) and a model forward
+        (a Module, or a name like `model`/`self.net` in an ML file). Arithmetic,
+        indexing, attributes (`out.loss`, `out.logits`) and tensor methods keep the
+        history; `.detach()`, `.item()`, `.tolist()`, `.data`, comparisons and integer
+        results end it. Names carry the fact from their assignment (`Binding.grad`).
+        """
+        if self.grad_disabled() or not self.uses("torch"):
+            return False
+        return self._grad_expr(expr)
+
+    def _grad_expr(self, expr: cst.BaseExpression) -> bool:
+        if isinstance(expr, cst.Name):
+            binding = self.binding(expr.value)
+            return binding is not None and binding.grad
+        if isinstance(expr, cst.Attribute):
+            return expr.attr.value not in _GRAD_ENDING_ATTRS and self._grad_expr(expr.value)
+        if isinstance(expr, cst.Subscript):
+            return self._grad_expr(expr.value)
+        if isinstance(expr, cst.BinaryOperation):
+            return self._grad_expr(expr.left) or self._grad_expr(expr.right)
+        if isinstance(expr, cst.UnaryOperation):
+            return not isinstance(expr.operator, cst.Not) and self._grad_expr(expr.expression)
+        if isinstance(expr, cst.Call):
+            return self._grad_call(expr)
+        return False
+
+    def _grad_call(self, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Attribute) and self._grad_expr(func.value):
+            return func.attr.value not in _GRAD_ENDING_METHODS
+        qname = self.qualified_name(func)
+        if qname is not None:
+            module, _, last = qname.rpartition(".")
+            if module == "torch.nn.functional":
+                return last.endswith("_loss") or last in _FUNCTIONAL_LOSSES
+            return qname.startswith("torch.") and any(
+                self._grad_expr(arg.value) for arg in call.args
+            )
+        if self.kind_of(call) not in {None, TENSOR}:
+            return False  # `nn.CrossEntropyLoss()` builds a Module, not a loss value
+        dotted = dotted_name(func)
+        if dotted is not None and _LOSS_CALLEE.search(dotted.rsplit(".", 1)[-1]):
+            return True
+        # A forward: `model(x)`, `self.net(x)`, `model.forward(x)` (not `generate`: no_grad inside).
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        kind = self.kind_of(func)
+        return kind == MODULE or (kind is None and self._model_named(func))
 
     def frame_for(self, loop: cst.CSTNode) -> LoopFrame:
         """A LoopFrame for any For/While node (used to inspect nested loops)."""
@@ -1169,6 +1252,12 @@ def _flatten_top_level(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
 # ---------------------------------------------------------------- handlers
 
 
+def _mentions_debugging(test: cst.BaseExpression) -> bool:
+    strings = walk.find_all(test, cst.SimpleString)
+    words = list(names_in(test)) + [s.value for s in strings if isinstance(s, cst.SimpleString)]
+    return any(_DEBUG_WORDS.search(word) for word in words)
+
+
 def _is_false(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "False"
 
@@ -1212,13 +1301,14 @@ def _leave_statement(ctx: Context, node) -> None:
 
 def _enter_assign(ctx: Context, node: cst.Assign) -> None:
     kind = ctx.kind_of(node.value)
+    grad = ctx.carries_grad(node.value)  # before rebinding: `loss = loss / n`
     for t in node.targets:
-        _bind_target(ctx, t.target, kind, node.value)
+        _bind_target(ctx, t.target, kind, node.value, grad)
 
 
-def _bind_target(ctx: Context, target, kind, value) -> None:
+def _bind_target(ctx: Context, target, kind, value, grad: bool = False) -> None:
     if isinstance(target, cst.Name):
-        ctx.bind(target.value, kind, value)
+        ctx.bind(target.value, kind, value, grad)
     elif isinstance(target, cst.Attribute):
         dotted = dotted_name(target)
         cls = ctx.current_class()
@@ -1228,7 +1318,7 @@ def _bind_target(ctx: Context, target, kind, value) -> None:
             cls.attributes[target.attr.value] = kind if previous == kind else None
     elif isinstance(target, (cst.Tuple, cst.List)):
         for el in target.elements:
-            _bind_target(ctx, el.value, None, None)
+            _bind_target(ctx, el.value, None, None, grad)
 
 
 def _enter_annassign(ctx: Context, node: cst.AnnAssign) -> None:
@@ -1242,7 +1332,8 @@ def _enter_augassign(ctx: Context, node: cst.AugAssign) -> None:
     if isinstance(node.target, cst.Name):
         binding = ctx.binding(node.target.value)
         kind = binding.kind if binding else None
-        ctx.bind(node.target.value, kind, None)
+        grad = (binding is not None and binding.grad) or ctx.carries_grad(node.value)
+        ctx.bind(node.target.value, kind, None, grad)
 
 
 def _annotation_kind(ctx: Context, annotation: cst.BaseExpression) -> str | None:

@@ -1,0 +1,188 @@
+"""AIP111 zero-grad-set-to-none-false."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from aiperf_lint.model import Fix
+from aiperf_lint.rule import Invalid, Rule
+from aiperf_lint.semantic import MODULE, OPTIMIZER, call_name, keyword_arg, positional_args
+
+
+class ZeroGradNotNone(Rule):
+    """
+    ## What it does
+    Finds `optimizer.zero_grad(set_to_none=False)` and `model.zero_grad(set_to_none=False)`
+    (also `zero_grad(False)`).
+
+    ## Why is this bad
+    With `set_to_none=False` every parameter's gradient tensor is kept and filled
+    with zeros on every step, and the next `backward()` then adds into those zeros
+    instead of simply storing the new gradient: one extra write of every gradient
+    to clear it, and one extra read of it to accumulate. With the default
+    (`set_to_none=True`, the default since PyTorch 2.0) the gradients are dropped
+    and `backward()` writes fresh ones. The fixture pair measures a training loop
+    of a model with millions of parameters and a small batch on a CPU, where
+    clearing and accumulating the gradients is a visible share of each step.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad(set_to_none=False)
+        criterion(model(x), y).backward()
+        optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()  # set_to_none=True
+        criterion(model(x), y).backward()
+        optimizer.step()
+    ```
+
+    ## Fix safety
+    Unsafe: the fix removes the argument. After `zero_grad()` a parameter's
+    `.grad` is `None` until the next `backward()`, not a zero tensor. Code that
+    writes into gradients itself (`p.grad += g`, `p.grad.add_(noise)`,
+    `p.grad.copy_(...)` for gradient noise, manual all-reduce or gradient
+    surgery) needs the zeros and raises on `None`; code that reads `.grad` of a
+    parameter that got no gradient this step sees `None` instead of zeros; and
+    optimizers skip parameters whose `.grad` is `None`, where with zeros they
+    would still apply momentum and weight decay to them. Keep
+    `set_to_none=False` there.
+
+    ## References
+    - PyTorch docs, `Optimizer.zero_grad`:
+      https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.zero_grad.html
+    - PyTorch performance tuning guide, "Use parameter.grad = None instead of
+      model.zero_grad() or optimizer.zero_grad()":
+      https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html
+    - No ruff rule covers this.
+    """
+
+    code = "AIP111"
+    name = "zero-grad-set-to-none-false"
+    message = (
+        "`zero_grad(set_to_none=False)` writes zeros into every gradient each step; call "
+        "`zero_grad()` (gradients set to None) unless code adds into `.grad` itself"
+    )
+    fix_kind = "unsafe"
+    triggers = (b"zero_grad",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if call_name(node) != "zero_grad" or not isinstance(node.func, cst.Attribute):
+            return
+        if _false_argument(node) is None or not self._is_torch_receiver(node.func.value):
+            return
+        cleared = node.with_changes(args=(), whitespace_before_args=cst.SimpleWhitespace(""))
+        fix = Fix("unsafe", {node: cleared}, description="set_to_none=True")
+        self.report(node, fix=fix)
+
+    def _is_torch_receiver(self, receiver: cst.BaseExpression) -> bool:
+        kind = self.ctx.kind_of(receiver)
+        if kind is not None:
+            return kind in {OPTIMIZER, MODULE}
+        return self.ctx.uses("torch")
+
+
+def _false_argument(call: cst.Call) -> cst.Arg | None:
+    """The literal False passed as set_to_none (positionally or by keyword), when it is the only argument."""
+    if len(call.args) != 1:
+        return None
+    arg = keyword_arg(call, "set_to_none") or next(iter(positional_args(call)), None)
+    if arg is not None and m.matches(arg.value, m.Name("False")):
+        return arg
+    return None
+
+
+VALID = [
+    # the default and the explicit True
+    """
+import torch
+optimizer.zero_grad()
+optimizer.zero_grad(set_to_none=True)
+model.zero_grad(True)
+""",
+    # a flag: the author chose per run
+    """
+import torch
+optimizer.zero_grad(set_to_none=args.set_to_none)
+""",
+    # a local class with the same method
+    """
+import torch
+class Accumulator:
+    def zero_grad(self, set_to_none=True):
+        self.total = 0
+acc = Accumulator()
+acc.zero_grad(set_to_none=False)
+""",
+    # not torch at all
+    """
+trainer.zero_grad(set_to_none=False)
+""",
+]
+
+INVALID = [
+    Invalid(
+        """
+import torch
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    optimizer.zero_grad(set_to_none=False)
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+""",
+        fixed="""
+import torch
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+""",
+        unsafe=True,
+    ),
+    Invalid(
+        """
+import torch.nn as nn
+
+class Net(nn.Module):
+    def train_step(self, x):
+        def inner():
+            self.zero_grad(False)
+            self(x).sum().backward()
+        inner()
+""",
+        fixed="""
+import torch.nn as nn
+
+class Net(nn.Module):
+    def train_step(self, x):
+        def inner():
+            self.zero_grad()
+            self(x).sum().backward()
+        inner()
+""",
+        unsafe=True,
+    ),
+    Invalid(
+        """
+from torch.optim import AdamW as Opt
+opt = Opt(params)
+opt.zero_grad(
+    set_to_none=False,
+)
+""",
+        fixed="""
+from torch.optim import AdamW as Opt
+opt = Opt(params)
+opt.zero_grad()
+""",
+        unsafe=True,
+    ),
+]
