@@ -445,7 +445,8 @@ class _PipelineScan(cst.CSTVisitor):
             self.cuda_evidence = True
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        if node.attr.value == "cuda" and dotted_name(node.value) == "torch":
+        # torch.cuda.*, torch.accelerator.* (the device-generic API, CUDA on NVIDIA)
+        if node.attr.value in {"cuda", "accelerator"} and dotted_name(node.value) == "torch":
             self.cuda_evidence = True
 
     def visit_Call(self, node: cst.Call) -> None:

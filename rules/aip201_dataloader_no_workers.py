@@ -24,8 +24,8 @@ _WORKERS = "min(8, os.cpu_count() or 1)"
 class DataLoaderNoWorkers(Rule):
     """
     ## What it does
-    Finds `torch.utils.data.DataLoader(...)` calls without `num_workers` (or with
-    `num_workers=0`) whose dataset does per-item work: a `Dataset` defined in the
+    Finds DataLoaders that load every item in the main process while the dataset does per-item work.
+    That is: no `num_workers` (or `num_workers=0`), and a `Dataset` defined in the
     module whose `__getitem__` (or a method it calls) opens, reads, decodes,
     tokenizes or transforms each item, or a torchvision file/transform dataset.
 

@@ -18,10 +18,10 @@ from aiperf_lint.rule import Invalid, Rule
 class DataLoaderNoPinMemory(Rule):
     """
     ## What it does
-    Finds `torch.utils.data.DataLoader(...)` calls without `pin_memory` in a
-    module that moves its batches to CUDA: a `.to(device)` / `.cuda()` call
-    inside a loop over a loader, in a module that targets CUDA (a `"cuda"`
-    device string, `torch.cuda`, or `.cuda()`).
+    Finds DataLoaders without `pin_memory` in a module that moves its batches to CUDA.
+    Moving batches: a `.to(device)` / `.cuda()` call inside a loop over a loader,
+    in a module that targets CUDA (a `"cuda"` device string, `torch.cuda`,
+    `torch.accelerator`, or `.cuda()`).
 
     ## Why is this bad
     A host-to-GPU copy from ordinary (pageable) memory is staged by the driver

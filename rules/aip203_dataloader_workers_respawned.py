@@ -14,9 +14,9 @@ from aiperf_lint.semantic import dotted_name
 class DataLoaderWorkersRespawned(Rule):
     """
     ## What it does
-    Finds a `torch.utils.data.DataLoader` with worker processes
-    (`num_workers > 0`) but without `persistent_workers=True`, when the same
-    loader object is iterated once per epoch: in a loop nested in another loop,
+    Finds DataLoaders with workers but no `persistent_workers=True` that are iterated every epoch.
+    Workers: `num_workers > 0`. Iterated every epoch: the same loader object is
+    iterated in a loop nested in another loop,
     passed to a function called inside an epoch loop (`train_one_epoch(model,
     loader)`), iterated by a method called in a loop, handed to
     `trainer.fit(...)`, or returned from a Lightning `train_dataloader` /

@@ -38,8 +38,9 @@ _OBJECT_LOADERS = frozenset(
 class DatasetPythonObjects(Rule):
     """
     ## What it does
-    Finds a `Dataset` subclass that keeps its samples as a Python list or dict of
-    Python objects (records from `json.load`/`pickle.load`, a list of dicts,
+    Finds Datasets that keep their samples as Python objects that every worker ends up copying.
+    That is: a `Dataset` subclass holding a Python list or dict of Python
+    objects (records from `json.load`/`pickle.load`, a list of dicts,
     `DataFrame.to_dict("records")`, `list(csv.DictReader(...))`) in an attribute
     that `__getitem__` indexes per item (or `__iter__` iterates). Off by default.
 
