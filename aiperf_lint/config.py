@@ -81,22 +81,28 @@ class Settings:
         return enabled - dropped
 
     def is_excluded(self, path: Path) -> bool:
+        """Called for each entry while walking, so a name pattern is matched
+        against the entry's own name only: the directories above a path the
+        user named (a venv, site-packages) never exclude it."""
         rel = _relative(path, self.root)
-        parts = rel.split("/")
         for pattern in self.exclude + self.extend_exclude:
             if "/" in pattern.strip("/"):
                 if _glob_match(rel, pattern.strip("/")) or _glob_match(
                     rel, pattern.strip("/") + "/**"
                 ):
                     return True
-            elif any(fnmatch.fnmatch(part, pattern.strip("/")) for part in parts):
+            elif fnmatch.fnmatch(path.name, pattern.strip("/")):
                 return True
         return False
 
 
 def _relative(path: Path, root: Path) -> str:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: judge the path as written
+        resolved = path.absolute()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
 

@@ -298,3 +298,15 @@ def test_parallel_jobs_give_the_same_output(project):
     two = run("check", "--jobs", "2", "--format", "json", cwd=project)
     assert one.stdout == two.stdout
     assert len(json.loads(one.stdout)) == 26
+
+
+def test_named_directory_inside_an_excluded_one_is_walked(project):
+    # `aiperf-lint check .venv/lib/.../site-packages/pkg` must lint pkg even
+    # though "site-packages" and ".venv" are default excludes.
+    pkg = project / ".venv" / "lib" / "site-packages" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text(BAD)
+    (pkg / "build").mkdir()
+    (pkg / "build" / "gen.py").write_text(BAD)
+    findings = json.loads(run("check", "--format", "json", str(pkg), cwd=project).stdout)
+    assert {Path(f["path"]).name for f in findings} == {"mod.py"}
