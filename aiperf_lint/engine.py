@@ -70,13 +70,17 @@ def decode(data: bytes, path: str) -> SourceText:
         ) from None
     try:
         text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1  # in bytes
         raise LintError(
             FileError(
-                path,
-                f"cannot decode as {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}",
-                kind="decode",
+                path, f"cannot decode as {encoding}: {exc.reason}", line, column, kind="decode"
             )
+        ) from None
+    except LookupError as exc:
+        raise LintError(
+            FileError(path, f"cannot decode as {encoding}: {exc}", kind="decode")
         ) from None
     return SourceText(text, encoding)
 
@@ -241,8 +245,14 @@ class Analysis:
 
 
 def active_rules(data: bytes, rules: Iterable[type[Rule]]) -> list[type[Rule]]:
-    """The rules whose trigger bytes occur in the file."""
-    return [r for r in rules if not r.triggers or any(t in data for t in r.triggers)]
+    """The rules whose trigger bytes occur in the file (see Rule.triggers)."""
+    return [r for r in rules if _triggered(data, r)]
+
+
+def _triggered(data: bytes, rule: type[Rule]) -> bool:
+    if rule.triggers and not any(t in data for t in rule.triggers):
+        return False
+    return all(any(t in data for t in group) for group in rule.trigger_all)
 
 
 def analyse(
@@ -301,6 +311,10 @@ def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding
     positions = MetadataWrapper(analysis.module, unsafe_skip_copy=True).resolve(PositionProvider)
     findings = []
     seen: set[tuple] = set()
+    # Fixes are diffs of re-rendered code: if LibCST cannot reproduce the file
+    # exactly (e.g. a trailing lone "\r"), a fix would also edit bytes elsewhere.
+    faithful = not with_fixes or all(r.fix is None for _, r in analysis.reports)
+    faithful = faithful or analysis.module.code == analysis.text
     for rule, report in analysis.reports:
         pos = positions.get(report.node)
         if pos is None:
@@ -323,7 +337,9 @@ def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding
             statement_line=statement_line,
             statement_text=_statement_text(analysis.module, report),
         )
-        if report.fix is not None and with_fixes:
+        if report.fix is not None and with_fixes and not faithful:
+            finding.message += " (fix unavailable: the parser does not round-trip this file)"
+        elif report.fix is not None and with_fixes:
             try:
                 finding.edits = [
                     edit.located(analysis.text)

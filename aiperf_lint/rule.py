@@ -53,6 +53,9 @@ class Rule:
     # Byte strings of which at least one must occur in a file for the rule to
     # possibly match; files without any trigger of any enabled rule are never parsed.
     triggers: ClassVar[tuple[bytes, ...]] = ()
+    # Further necessary conditions: each group needs at least one match too
+    # (e.g. `((b"torch",), (b"cuda", b"device"))` for a GPU-only rule).
+    trigger_all: ClassVar[tuple[tuple[bytes, ...], ...]] = ()
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

@@ -78,6 +78,8 @@ class SyncInHotLoop(Rule):
     )
     triggers = (b".item(", b".cpu(", b".numpy(", b".tolist(", b"float(", b"int(", b"bool(")
     triggers += (b"print(", b'f"', b"f'")
+    # uses("torch") and mentions_accelerator() below need these bytes
+    trigger_all = ((b"torch",), (b"cuda", b"device", b"mps"))
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

@@ -74,6 +74,7 @@ class DeprecatedCudaAmp(Rule):
     message = '`torch.cuda.amp.{name}(...)` is deprecated; use `torch.amp.{name}("cuda", ...)`'
     fix_kind = "safe"
     triggers = (b"amp",)
+    trigger_all = ((b"cuda",),)  # every spelling goes through torch.cuda
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
