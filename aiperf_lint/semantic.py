@@ -778,6 +778,15 @@ class Context:
             return True
         return kind is None and self.uses("pandas")
 
+    def is_maybe_loader(self, expr: cst.BaseExpression) -> bool:
+        """Known DataLoader, or of unknown kind and named like one (`loader`, `self.val_dl`)
+        in a module that imports torch."""
+        kind = self.kind_of(expr)
+        if kind is not None:
+            return kind == DATALOADER
+        dotted = dotted_name(expr)
+        return bool(dotted and self.uses("torch") and _LOADER_NAME.search(dotted.split(".")[-1]))
+
     def is_tensor(self, expr: cst.BaseExpression) -> bool:
         return self.kind_of(expr) == TENSOR
 
