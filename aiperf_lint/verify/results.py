@@ -72,7 +72,9 @@ def _figure(entry: dict, machine: dict) -> dict:
         speedup, ci = entry["time"]["ratio_of_medians"], list(entry["time"]["ci95"])
     device = "CPU" if entry["device"] == "cpu" else (machine.get("device_name") or "GPU")
     date = entry["date"][:10]
-    what = "less peak memory" if metric == "memory" else ""
+    what = " less peak memory" if metric == "memory" else ""
+    if entry["verdict"] not in GAIN_VERDICTS:  # quote a figure only with its verdict
+        what += f" ({entry['verdict']})"
     return {
         "rule": entry["rule"],
         "pair": entry["pair"],
@@ -84,7 +86,7 @@ def _figure(entry: dict, machine: dict) -> dict:
         "date": date,
         "metric": metric,
         "verdict": entry["verdict"],
-        "text": f"measured {format_ratio(speedup)}{' ' + what if what else ''} at size {entry['size']}, {device}, {date}",
+        "text": f"measured {format_ratio(speedup)}{what} at size {entry['size']}, {device}, {date}",
     }
 
 
