@@ -184,6 +184,42 @@ def rewrite_row_fields(
     return expr.visit(ColumnRewriter(row, frame))
 
 
+def is_argument_arithmetic(
+    expr: cst.BaseExpression, argument: str, allow_names: frozenset[str] = frozenset()
+) -> bool:
+    """Pure arithmetic of a function's argument itself (`x * 2 + 1`), numbers and outside names.
+
+    The element-wise counterpart of `is_row_arithmetic` for `Series.apply(lambda x: ...)`.
+    """
+    return _arith(expr, "", allow_names | {argument}) and _mentions(expr, argument)
+
+
+def _mentions(expr: cst.BaseExpression, name: str) -> bool:
+    if isinstance(expr, cst.Name):
+        return expr.value == name
+    if isinstance(expr, cst.BinaryOperation):
+        return _mentions(expr.left, name) or _mentions(expr.right, name)
+    if isinstance(expr, cst.UnaryOperation):
+        return _mentions(expr.expression, name)
+    return False
+
+
+class _NameReplacer(cst.CSTTransformer):
+    def __init__(self, name: str, replacement: cst.BaseExpression) -> None:
+        self.name = name
+        self.replacement = replacement
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name):
+        return self.replacement if original.value == self.name else updated
+
+
+def replace_argument(
+    expr: cst.BaseExpression, argument: str, replacement: cst.BaseExpression
+) -> cst.BaseExpression:
+    """`x * 2 + 1` with x -> `s`: `s * 2 + 1` (for expressions `is_argument_arithmetic` accepts)."""
+    return expr.visit(_NameReplacer(argument, replacement))
+
+
 def is_simple_reference(expr: cst.BaseExpression) -> bool:
     """A Name or attribute chain: safe to evaluate twice (no calls, no subscripts)."""
     while isinstance(expr, cst.Attribute):
