@@ -29,10 +29,12 @@ class DebugModeInTraining(Rule):
     Anomaly detection records a Python stack trace for every operation of the
     forward pass and checks every gradient of the backward pass for NaN, which
     the PyTorch docs say should only be enabled for debugging: it slows every
-    step. The fixture pair measures a small MLP training loop with and without
-    `detect_anomaly()` on a CPU. The autograd profiler records an event per
-    operator (and `emit_nvtx` an NVTX range per operator): useful for one
-    profiling run, pure overhead in a real training run.
+    step. Measured by the fixture pair (200 SGD steps of a 9-layer MLP of width
+    64, batch 32, on a 2-core AMD EPYC CPU;
+    `OMP_NUM_THREADS=1 aiperf-lint verify fixtures/AIP110_detect_anomaly_in_training`):
+    2.03 s with `detect_anomaly()`, 428 ms without, 4.7x. The autograd profiler
+    records an event per operator (and `emit_nvtx` an NVTX range per operator):
+    useful for one profiling run, pure overhead in a real training run.
 
     Not reported: anomaly detection switched off (`set_detect_anomaly(False)`) or
     driven by a flag (`set_detect_anomaly(args.debug)`), and any of these modes

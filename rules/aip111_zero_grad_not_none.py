@@ -18,13 +18,20 @@ class ZeroGradNotNone(Rule):
 
     ## Why is this bad
     With `set_to_none=False` every parameter's gradient tensor is kept and filled
-    with zeros on every step, and the next `backward()` then adds into those zeros
-    instead of simply storing the new gradient: one extra write of every gradient
-    to clear it, and one extra read of it to accumulate. With the default
-    (`set_to_none=True`, the default since PyTorch 2.0) the gradients are dropped
-    and `backward()` writes fresh ones. The fixture pair measures a training loop
-    of a model with millions of parameters and a small batch on a CPU, where
-    clearing and accumulating the gradients is a visible share of each step.
+    with zeros on every step, so a full set of gradients (as large as the model)
+    stays allocated through the next forward pass, next to the activations, and
+    `backward()` then adds into the zeros. With the default (`set_to_none=True`
+    since PyTorch 2.0) the gradients are dropped and only exist from the
+    backward pass to the optimizer step: a lower peak memory. Measured by the
+    fixture pair (3 SGD steps of an MLP with 8 MiB of weight gradients, batch
+    1,024, on a 2-core AMD EPYC CPU;
+    `OMP_NUM_THREADS=1 aiperf-lint verify fixtures/AIP111_zero_grad_keeps_zeros`):
+    peak memory growth 28.0 MiB with `set_to_none=False`, 19.9 MiB without.
+
+    The time saved (no zero-fill kernels) is small and depends on the allocator:
+    on the CPU, fresh gradient tensors must be allocated every step, and across
+    model shapes the default measured 0.81x-1.16x the speed of
+    `set_to_none=False` (0.95x in the fixture pair); no speed-up is claimed.
 
     ## Example
     ```python
@@ -65,8 +72,8 @@ class ZeroGradNotNone(Rule):
     code = "AIP111"
     name = "zero-grad-set-to-none-false"
     message = (
-        "`zero_grad(set_to_none=False)` writes zeros into every gradient each step; call "
-        "`zero_grad()` (gradients set to None) unless code adds into `.grad` itself"
+        "`zero_grad(set_to_none=False)` keeps every gradient allocated and fills it with zeros "
+        "each step; call `zero_grad()` (gradients set to None) unless code adds into `.grad`"
     )
     fix_kind = "unsafe"
     triggers = (b"zero_grad",)
