@@ -191,7 +191,7 @@ def to_cpu(value):
     """Move tensors (also inside tuples/lists/dicts) to the CPU so any process can load them."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         return value.detach().cpu()
-    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+    if type(value) in (list, tuple):  # exact types: a namedtuple would not rebuild this way
         return type(value)(to_cpu(item) for item in value)
     if type(value) is dict:
         return {key: to_cpu(item) for key, item in value.items()}
@@ -232,24 +232,19 @@ def serve(connection: Connection, variant: Variant) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    fd, path, size, device, cap_mib = (
-        int(argv[0]),
-        Path(argv[1]),
-        int(argv[2]),
-        argv[3],
-        int(argv[4]),
-    )
-    connection = Connection(socket.socket(fileno=fd).detach())
+    fd, pair_file, size, device, cap = sys.argv[1:] if argv is None else argv
+    path, cap_mib = Path(pair_file), int(cap)
+    connection = Connection(socket.socket(fileno=int(fd)).detach())
     try:
         limit_address_space(cap_mib)
         variant = Variant(path, device)
-        connection.send(("ok", variant.load_and_setup(size)))
+        connection.send(("ok", variant.load_and_setup(int(size))))
         serve(connection, variant)
     except PairFailure as exc:
         connection.send(("error", str(exc)))
     except MemoryError:
-        connection.send(("error", f"MemoryError: exceeded the memory cap of {cap_mib} MiB"))
+        limit = f"exceeded the memory cap of {cap_mib} MiB" if cap_mib else "out of memory"
+        connection.send(("error", f"MemoryError: {limit}"))
     except (EOFError, BrokenPipeError):
         return 0  # the verifier went away (e.g. it timed out another variant)
     except Exception as exc:  # anything else: still one line, with the pair's line if any
