@@ -9,7 +9,7 @@ from pathlib import Path
 from aiperf_lint.verify import machine, report
 from aiperf_lint.verify.fixcheck import check_fix
 from aiperf_lint.verify.measure import Options, mark_error, mark_skipped, measure_pair, new_entry
-from aiperf_lint.verify.pairs import Pair, PairConfigError, discover, load_pair
+from aiperf_lint.verify.pairs import Pair, PairConfigError, discover, is_pair_dir, load_pair
 from aiperf_lint.verify.progress import ProgressLine
 from aiperf_lint.verify.results import results_path, write_results
 
@@ -250,9 +250,7 @@ def _by_pair(entries: list[dict]) -> dict[str, list[dict]]:
 
 def _results_dir(roots: list[Path]) -> Path:
     """Where RESULTS-<device>.json lives: the fixtures directory the pairs came from."""
-    parents = {
-        (root if not (root / "pair.toml").is_file() else root.parent).resolve() for root in roots
-    }
+    parents = {(root.parent if is_pair_dir(root) else root).resolve() for root in roots}
     if len(parents) != 1:
         raise UsageError("--write-results needs pairs from a single fixtures directory")
     return parents.pop()
