@@ -61,6 +61,7 @@ OTHER = "other"  # known to be none of the library kinds above
 PIPELINE = "Pipeline"  # a transformers pipeline object (callable inference)
 INFERENCE_SESSION = "InferenceSession"  # onnxruntime session (`.run` is inference)
 THREAD_POOL = "ThreadPool"  # ThreadPoolExecutor, multiprocessing.dummy.Pool, ThreadPool
+TOKEN_STREAMER = "TokenStreamer"  # transformers TextIteratorStreamer (blocking iteration)
 
 PANDAS_KINDS = {DATAFRAME, SERIES}
 
@@ -81,6 +82,8 @@ _CANONICAL = {
     "numpy.core.multiarray.array": "numpy.array",
     "concurrent.futures.thread.ThreadPoolExecutor": "concurrent.futures.ThreadPoolExecutor",
     "transformers.pipelines.pipeline": "transformers.pipeline",
+    "transformers.generation.streamers.TextIteratorStreamer": "transformers.TextIteratorStreamer",
+    "transformers.generation.TextIteratorStreamer": "transformers.TextIteratorStreamer",
 }
 
 TORCH_FACTORIES = frozenset(
@@ -125,6 +128,7 @@ _CALL_KINDS = {
     "concurrent.futures.ThreadPoolExecutor": THREAD_POOL,
     "multiprocessing.dummy.Pool": THREAD_POOL,
     "multiprocessing.pool.ThreadPool": THREAD_POOL,
+    "transformers.TextIteratorStreamer": TOKEN_STREAMER,
 }
 
 # Methods of a model object that run inference (`model.generate(...)`).

@@ -8,13 +8,18 @@ import libcst as cst
 
 from aiperf_lint.model import Fix, ImportSpec
 from aiperf_lint.rule import Invalid, Rule
-from aiperf_lint.semantic import FILE, call_name, dotted_name
+from aiperf_lint.semantic import FILE, TOKEN_STREAMER, call_name, dotted_name
 
 _HTTP_VERBS = frozenset(["get", "post", "put", "patch", "delete", "head", "options", "request"])
 _SUBPROCESS = frozenset(
     ["run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"]
 )
 _FILE_IO_METHODS = frozenset(["read", "readline", "readlines", "write", "writelines"])
+# Other ways to run a program and wait for it, by qualified name.
+_RUNS_PROGRAM = frozenset({"os.system", "os.popen", "pexpect.run", "ffmpeg.run"})
+_RUNS_PROGRAM_MODULES = ("plumbum.cmd.",)
+# Sync generators that run a model step per item (ChatGLM-style `stream_chat`).
+_STREAM_METHODS = frozenset({"stream_chat", "stream_generate", "generate_stream", "chat_stream"})
 
 # Helpers that run a callable in a worker thread: calls inside their arguments
 # (a lambda, a partial) do not run on the event loop.
@@ -48,6 +53,11 @@ _FILE_MESSAGE = (
     "blocking file `{method}()` in `async def {func}`; use `await asyncio.to_thread(...)` "
     "(or an async file library) for large files"
 )
+_STREAM_MESSAGE = (
+    "synchronous iteration over a token stream `{what}` in `async def {func}` blocks the "
+    "event loop between tokens; use an async stream (`AsyncTextIteratorStreamer` with "
+    "`async for`) or fetch each item in a thread (`await asyncio.to_thread(next, it, None)`)"
+)
 _MODEL_MESSAGE = (
     "synchronous model inference `{callee}(...)` in `async def {func}` blocks every other "
     "request while it runs; use `await asyncio.to_thread(...)` / `loop.run_in_executor(...)`, "
@@ -63,6 +73,10 @@ class BlockingCallInAsync(Rule):
     file reads and writes, and synchronous model inference (`model(x)`,
     `model.generate(...)`, a called `pipeline(...)`, an onnxruntime session's
     `.run(...)`) inside an `async def` request handler or predict function.
+    Also other ways to run a program and wait for it (`os.popen`, ffmpeg-python's
+    `.run()` / `ffmpeg.run(...)`, `sh.<command>(...)`, `plumbum.cmd` commands,
+    `pexpect.run`) and a plain `for` over a token stream (a transformers
+    `TextIteratorStreamer`, `model.stream_chat(...)`).
 
     ## Why is this bad
     An event loop runs one coroutine at a time; a blocking call stops all the
@@ -140,12 +154,55 @@ class BlockingCallInAsync(Rule):
             "requests.Session",
         }:
             self.report(node, _HTTP_MESSAGE.format(callee=callee, func=frame.name))
-        elif (module == "subprocess" and last in _SUBPROCESS) or qname == "os.system":
+        elif (module == "subprocess" and last in _SUBPROCESS) or self._runs_program(node, qname):
             self.report(node, _SUBPROCESS_MESSAGE.format(callee=callee, func=frame.name))
         elif self._is_file_io(node):
             self.report(node, _FILE_MESSAGE.format(method=call_name(node), func=frame.name))
         elif frame.is_inference_role() and self.ctx.is_model_call(node):
             self.report(node, _MODEL_MESSAGE.format(callee=callee, func=frame.name))
+
+    def visit_For(self, node: cst.For) -> None:
+        frame = self.ctx.current_function()
+        if frame is None or not frame.is_async or node.asynchronous is not None:
+            return
+        stream = node.iter
+        is_stream_call = (
+            isinstance(stream, cst.Call)
+            and isinstance(stream.func, cst.Attribute)
+            and stream.func.attr.value in _STREAM_METHODS
+        )
+        if is_stream_call or self.ctx.kind_of(stream) == TOKEN_STREAMER:
+            what = dotted_name(stream.func if is_stream_call else stream) or "stream"
+            what += "(...)" if is_stream_call else ""
+            self.report(stream, _STREAM_MESSAGE.format(what=what, func=frame.name))
+
+    def _runs_program(self, call: cst.Call, qname: str) -> bool:
+        """`os.popen`, `sh.ls(...)`, a plumbum command, ffmpeg-python's `.run()`."""
+        if qname in _RUNS_PROGRAM or qname.startswith(_RUNS_PROGRAM_MODULES):
+            return True
+        if qname.startswith("sh.") and qname != "sh.Command":
+            return not any(
+                arg.keyword is not None and arg.keyword.value in {"_bg", "_async"}
+                for arg in call.args
+            )
+        func = call.func
+        return (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "run"
+            and self._ffmpeg_stream(func.value)
+        )
+
+    def _ffmpeg_stream(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """An ffmpeg-python stream: a chain of calls rooted at `ffmpeg.*(...)`, or a name bound to one."""
+        while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            if (self.ctx.qualified_name(expr.func) or "").startswith("ffmpeg."):
+                return True
+            expr = expr.func.value
+        if isinstance(expr, cst.Name) and depth < 3:
+            binding = self.ctx.binding(expr.value)
+            if binding is not None and binding.value is not None:
+                return self._ffmpeg_stream(binding.value, depth + 1)
+        return False
 
     def _offloaded_or_awaited(self, node: cst.Call) -> bool:
         """Awaited, or inside a lambda / offload helper's arguments within this function."""
@@ -280,6 +337,39 @@ model = torch.nn.Linear(4, 2)
 async def main():
     return model(torch.ones(4))
 """,
+    # async token streams, a sync generator handed to StreamingResponse, a streamer in a thread
+    """
+import asyncio
+from transformers import AsyncTextIteratorStreamer, TextIteratorStreamer
+from fastapi.responses import StreamingResponse
+@app.post("/stream")
+async def stream(req):
+    streamer = AsyncTextIteratorStreamer(tok)
+    async for text in streamer:
+        yield text
+    async for chunk in engine.stream_chat(req.prompt):
+        yield chunk
+@app.post("/chat")
+async def chat(req):
+    streamer = TextIteratorStreamer(tok)
+    def drain():
+        return "".join(t for t in streamer)
+    def tokens():
+        for chunk in model.stream_chat(tok, req.prompt):
+            yield chunk
+    text = await asyncio.to_thread(drain)
+    return StreamingResponse(tokens())
+""",
+    # ffmpeg-python's non-blocking run_async, `run` on other objects, sh in the background
+    """
+import ffmpeg, sh
+async def convert(src, dst, session, runner):
+    process = ffmpeg.input(src).output(dst).run_async()
+    session.run(None, {})
+    runner.run()
+    sh.ffmpeg("-i", src, dst, _bg=True)
+    return process
+""",
 ]
 
 INVALID = [
@@ -357,6 +447,45 @@ class Server:
         with torch.no_grad():
             return self.model(x)
 """,
+    ),
+    # other program runners: os.popen, ffmpeg-python (chained, split, ffmpeg.run), sh, plumbum
+    Invalid(
+        """
+import os
+import ffmpeg
+import sh
+from plumbum.cmd import convert
+async def handler(src, dst):
+    version = os.popen("ffmpeg -version").read()
+    ffmpeg.input(src).output(dst, vcodec="libx264").run(quiet=True)
+    stream = ffmpeg.input(src).filter("scale", 640, -1).output(dst)
+    stream.run()
+    ffmpeg.run(stream)
+    sh.ls("-l")
+    convert(src, dst)
+    return version
+""",
+        count=6,
+    ),
+    # sync iteration over token streams in async endpoints
+    Invalid(
+        """
+from threading import Thread
+from transformers import TextIteratorStreamer
+@app.post("/generate")
+async def generate(req):
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
+    Thread(target=model.generate, kwargs={"streamer": streamer}).start()
+    text = ""
+    for new_text in streamer:
+        text += new_text
+    return text
+@app.websocket("/chat")
+async def chat(ws):
+    for response, history in model.stream_chat(tokenizer, await ws.receive_text()):
+        await ws.send_text(response)
+""",
+        count=2,
     ),
     # time.sleep inside an expression: reported, no fix
     Invalid(
