@@ -26,7 +26,7 @@ LAZY_COMMANDS = {
 }
 SUBCOMMANDS = {"check", "rule", "rules", *LAZY_COMMANDS}
 
-OUTPUT_FORMATS = ["text", "json", "sarif", "github", "markdown"]
+OUTPUT_FORMATS = ["text", "json", "sarif", "github", "markdown", "github-review"]
 
 
 class UsageError(Exception):
@@ -112,6 +112,31 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         help="result cache directory (default: .aiperf_lint_cache at the project root)",
+    )
+    adoption = p.add_argument_group("adopting on an existing codebase")
+    adoption.add_argument(
+        "--diff-base",
+        metavar="REF",
+        help="only findings on lines added or changed since `git merge-base REF HEAD` (incl. uncommitted)",
+    )
+    adoption.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="hide findings recorded in FILE"
+    )
+    adoption.add_argument(
+        "--write-baseline", type=Path, metavar="FILE", help="record every current finding in FILE"
+    )
+    adoption.add_argument(
+        "--show-stale", action="store_true", help="with --baseline: list entries no longer found"
+    )
+    adoption.add_argument(
+        "--add-noqa", action="store_true", help="append `# noqa: CODE` to every current finding"
+    )
+    adoption.add_argument(
+        "--review-max-comments",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="github-review: at most N comments (default 50); the rest are summarised",
     )
 
 
@@ -203,8 +228,9 @@ def collect(args, settings: config.Settings) -> tuple[list[FileResult], list[Fil
         unsafe_fixes=settings.unsafe_fixes,
         write=args.fix and not args.diff,
         debug=args.debug,
+        keep=args.changed_lines,
     )
-    if not args.no_cache:
+    if not args.no_cache and args.changed_lines is None:
         from aiperf_lint import cache
 
         options.cache = cache.open_cache(settings, options.codes, args.cache_dir)
@@ -220,11 +246,29 @@ def _notebooks_supported() -> bool:
 
 
 def run_check(args) -> int:
-    from aiperf_lint import reporters
+    from aiperf_lint import adoption, reporters
 
     settings = resolve_settings(args)
+    _check_adoption_flags(args)
+    try:
+        args.changed_lines = (
+            adoption.changed_lines(args.diff_base, Path.cwd()) if args.diff_base else None
+        )
+        baseline = adoption.load_baseline(args.baseline) if args.baseline else None
+    except adoption.AdoptionError as exc:
+        raise UsageError(str(exc)) from None
     results, errors = collect(args, settings)
     findings: list[Finding] = sorted((f for r in results for f in r.findings), key=Finding.sort_key)
+    stale: list[dict] = []
+    if baseline is not None:
+        findings, stale = adoption.apply_baseline(findings, baseline, settings.root)
+    if args.write_baseline:
+        count = adoption.write_baseline(args.write_baseline, findings, settings.root)
+        print(f"Wrote {count} findings to the baseline {args.write_baseline}.", file=sys.stderr)
+        reporters.format_errors(errors, debug=args.debug)
+        return EXIT_ERROR if errors else EXIT_OK
+    if args.add_noqa:
+        return _run_add_noqa(findings, errors, args)
     fixed = sum(r.fixes_applied for r in results)
     out = sys.stdout
     if args.diff:
@@ -237,18 +281,66 @@ def run_check(args) -> int:
         reporters.format_statistics(findings, out)
     elif args.output_format == "json":
         reporters.format_json(findings, out)
+    elif args.output_format == "github-review":
+        from aiperf_lint import review
+
+        root = args.changed_lines.root if args.changed_lines else settings.root
+        review.format_github_review(
+            findings, out, root, args.changed_lines, args.review_max_comments
+        )
     elif args.output_format != "text":
         from aiperf_lint import formats
 
         formats.FORMATTERS[args.output_format](findings, out)
     else:
         reporters.format_text(findings, out, fixed=fixed, quiet=args.quiet)
+    if args.show_stale:
+        for entry in stale:
+            print(
+                f"stale baseline entry: {entry['path']}: {entry['code']} {entry['statement']}",
+                file=sys.stderr,
+            )
     reporters.format_errors(errors, debug=args.debug)
     if errors:
         return EXIT_ERROR
     if findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _check_adoption_flags(args) -> None:
+    if args.show_stale and not args.baseline:
+        raise UsageError("--show-stale needs --baseline FILE")
+    if args.add_noqa and (args.fix or args.diff):
+        raise UsageError("--add-noqa cannot be combined with --fix or --diff")
+    if args.write_baseline and args.baseline:
+        raise UsageError("use either --baseline or --write-baseline")
+
+
+def _run_add_noqa(findings: list[Finding], errors: list[FileError], args) -> int:
+    from aiperf_lint import adoption, engine, fileio, reporters
+
+    by_path: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_path.setdefault(finding.path, []).append(finding)
+    added = 0
+    for path, file_findings in sorted(by_path.items()):
+        if path.endswith(".ipynb"):
+            errors.append(FileError(path, "--add-noqa does not edit notebooks yet", kind="io"))
+            continue
+        data = Path(path).read_bytes()
+        source = engine.decode(data, path)
+        text, changed, skipped = adoption.add_noqa(source.text, file_findings)
+        for finding in skipped:
+            errors.append(
+                FileError(path, f"{finding.code}: no line can carry a noqa comment", finding.line)
+            )
+        if changed:
+            fileio.atomic_write(Path(path), engine.encode(source, text), fileio.digest(data))
+            added += changed
+    print(f"Added or extended {added} noqa comments.", file=sys.stderr)
+    reporters.format_errors(errors, debug=args.debug)
+    return EXIT_ERROR if errors else EXIT_OK
 
 
 def print_diff(results: list[FileResult], out) -> int:

@@ -91,6 +91,7 @@ class Finding:
     cell: int | None = None
     # Set by the engine for noqa matching and baselines.
     statement_line: int = 0
+    statement_end_line: int = 0  # a noqa there counts too (after a multi-line string)
     statement_text: str = ""
 
     def sort_key(self) -> tuple:

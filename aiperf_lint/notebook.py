@@ -285,6 +285,7 @@ def locate(finding: Finding, layout: list[Span]) -> Finding | None:
         cell=span.cell,
         edits=[_shift_edit(edit, offset) for edit in finding.edits],
         statement_line=max(1, finding.statement_line - offset),
+        statement_end_line=max(1, finding.statement_end_line - offset),
     )
 
 

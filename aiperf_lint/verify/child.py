@@ -58,6 +58,8 @@ class Variant:
         sys.path.insert(0, str(self.path.parent))  # pairs may import a helper beside them
         spec = importlib.util.spec_from_file_location(f"aiperf_pair_{self.path.stem}", self.path)
         module = importlib.util.module_from_spec(spec)
+        # Registered so process pools can pickle functions defined in the pair.
+        sys.modules[spec.name] = module
         self._call_pair_code("import", spec.loader.exec_module, module)
         return module
 
