@@ -295,3 +295,36 @@ def test_add_noqa_on_a_multiline_string_statement(tmp_path):
     (tmp_path / "m.py").write_text(src)
     assert cli(tmp_path, "check", "--add-noqa").returncode == 0
     assert cli(tmp_path, "check").returncode == 0
+
+
+def test_action_review_mode_runs_the_review_command(repo, tmp_path):
+    """The action's review step, run here as bash with a stand-in `gh` that
+    records its arguments (gh itself is never called)."""
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    step = next(s for s in action["runs"]["steps"] if s.get("name") == "Review")
+    assert "inputs.mode == 'review'" in step["if"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text('#!/bin/sh\necho "$@" > "$GH_LOG"\n')
+    (bin_dir / "gh").chmod(0o755)
+    (bin_dir / "aiperf-lint").write_text(f'#!/bin/sh\nexec {sys.executable} -m aiperf_lint "$@"\n')
+    (bin_dir / "aiperf-lint").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "GH_LOG": str(tmp_path / "gh.log"),
+        "GITHUB_REPOSITORY": "me/proj",
+        "AIPERF_LINT_PATHS": ".",
+        "AIPERF_LINT_ARGS": "",
+        "AIPERF_LINT_BASE": "main",
+        "AIPERF_LINT_MAX": "50",
+        "AIPERF_LINT_PR": "7",
+    }
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env, check=True, timeout=120)
+    review = json.loads((repo / "aiperf-lint-review.json").read_text())
+    assert len(review["comments"]) == 2
+    assert (tmp_path / "gh.log").read_text().split() == [
+        "api", "--method", "POST", "repos/me/proj/pulls/7/reviews", "--input", "aiperf-lint-review.json",
+    ]  # fmt: skip
