@@ -30,6 +30,8 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+	@echo "== verify: every fixture pair at small size (machinery + equivalence, no timing verdicts) =="
+	$(BIN)/aiperf-lint verify --check-only --size small --device cpu
 
 fuzz: $(STAMP)
 	AIPERF_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests -k fuzz -p no:cacheprovider
