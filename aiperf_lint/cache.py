@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiperf_lint import __version__
+from aiperf_lint import __version__, fileio
 from aiperf_lint.model import FileError, FileResult, Finding, TextEdit
 
 if TYPE_CHECKING:
@@ -147,8 +147,7 @@ class Cache:
                     return hit, None
             return None, None
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = fileio.read_bytes(path)  # never blocks on a FIFO
         except OSError:
             return None, None
         key = self.key(name, codes, data)

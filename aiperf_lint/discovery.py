@@ -6,6 +6,7 @@ like ruff and flake8.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -98,12 +99,12 @@ def discover(paths: list[str], settings: Settings, include_notebooks: bool = Tru
     for raw in paths:
         path = Path(raw)
         if path.is_symlink() and not path.exists():
-            result.errors.append((raw, "broken symbolic link"))
+            result.errors.append((raw, _bad_link_reason(path)))
             continue
         if not path.exists():
             result.errors.append((raw, "no such file or directory"))
             continue
-        if path.is_file():
+        if not path.is_dir():  # a file, or a FIFO/device the runner refuses clearly
             _add(result, seen, path)
             continue
         for file in _walk(path, settings, suffixes, result):
@@ -156,11 +157,20 @@ def _walk(top: Path, settings: Settings, suffixes, result: Discovery) -> Iterato
                 yield from walk(path, ignores)
             elif entry.name.endswith(suffixes):
                 if entry.is_symlink() and not path.exists():
-                    result.errors.append((str(path), "broken symbolic link"))
+                    result.errors.append((str(path), _bad_link_reason(path)))
                     continue
                 yield path
 
     yield from walk(top, ignores)
+
+
+def _bad_link_reason(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "broken symbolic link"
 
 
 def _gitignored(path: Path, is_dir: bool, ignores: list[GitIgnore]) -> bool:

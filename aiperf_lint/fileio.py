@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -14,8 +15,20 @@ class ChangedOnDisk(Exception):
     """The file changed between our read and our write: we do not overwrite it."""
 
 
+class NotRegularFile(OSError):
+    """A FIFO, socket or device named like a source file: reading it could block forever."""
+
+
 def read_bytes(path: Path) -> bytes:
-    with open(path, "rb") as handle:
+    """The file's bytes. Opened non-blocking and checked with fstat on the open
+    descriptor, so a FIFO named `x.py` is refused instead of hanging the run."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
         return handle.read()
 
 
