@@ -36,6 +36,7 @@ _NON_NUMERIC_KINDS = frozenset(
         "range",
         "enumerate",
         "class",
+        "tuple",
     ]
 )
 # Sources whose items are strings/paths whatever the kind layer says.
@@ -95,6 +96,7 @@ _ELEMENTWISE_CALLS = frozenset(
     | {"builtins.abs"}
 )
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Power)
+_SHAPE_ATTRIBUTES = frozenset({"shape", "strides", "size", "ndim", "dims"})
 # A literal list of at most this many numbers: converting it costs more than it saves.
 _TINY_LITERAL = 16
 
@@ -123,9 +125,14 @@ class ListMathInsteadOfNumpy(Rule):
 
     So the rule is worth most where the source is already an array, which is
     also the only case it rewrites. Not reported: strings, paths, dict rows
-    (`row["a"] * 2`), keys of dicts, `range(...)` index arithmetic, tiny
-    literal lists, non-arithmetic work (`str(x)`, method calls), filtered
-    comprehensions, and modules that import neither NumPy nor torch.
+    (`row["a"] * 2`), keys of dicts, `range(...)` index arithmetic, shapes
+    (`[d // 2 for d in x.shape]`) and tuples, tiny literal lists,
+    non-arithmetic work (`str(x)`, method calls), filtered comprehensions,
+    and modules that import neither NumPy nor torch. Over data of unknown
+    type, operators that strings, lists, paths, sets or datetimes also have
+    (`a + b`, `x - off`, `-x`, `s * 3`) are not taken as evidence of numbers;
+    a number literal (`x * 0.5`, `x - 1`), `**` or `a * b` of two zipped
+    values is.
 
     ## Example
     ```python
@@ -179,7 +186,8 @@ class ListMathInsteadOfNumpy(Rule):
         # statement loops: only when an operand is known to be an array
         if sources and any(kind in _ARRAY_KINDS for kind in sources.values()):
             targets = target_names(node.target)
-            if _elementwise(self.ctx, element, targets).reportable:
+            shape = _elementwise(self.ctx, element, targets)
+            if shape.reportable and shape.loose:
                 self.report(node.iter, self.message.format(what=_describe(sources)))
 
     def _module_uses_arrays(self) -> bool:
@@ -199,7 +207,7 @@ class ListMathInsteadOfNumpy(Rule):
         if not shape.reportable:
             return
         strong = any(kind in _ARRAY_KINDS for kind in sources.values())
-        if not strong and not shape.numeric_evidence:
+        if not (shape.strict or (strong and shape.loose)):
             return
         fix = None
         if fixable and shape.fixable:
@@ -231,6 +239,8 @@ class ListMathInsteadOfNumpy(Rule):
         return kinds
 
     def _numeric_source(self, source: cst.BaseExpression) -> bool:
+        if _shape_like(source) or self._mentions_range(source):
+            return False
         if isinstance(source, (cst.List, cst.Tuple, cst.Set)):
             return len(source.elements) > _TINY_LITERAL and all(
                 isinstance(e.value, (cst.Integer, cst.Float)) for e in source.elements
@@ -245,6 +255,12 @@ class ListMathInsteadOfNumpy(Rule):
                 if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
                     return self._numeric_source(value)
         return not (isinstance(value, cst.Call) and call_name(value) in _STRING_SOURCES)
+
+    def _mentions_range(self, source: cst.BaseExpression) -> bool:
+        """`reversed(range(n))`, `list(range(n)) * 10`: index arithmetic."""
+        return "range" in names_in(source) and (
+            self.ctx.qualified_name(cst.Name("range")) == "builtins.range"
+        )
 
     def _vectorize_fix(self, node: cst.ListComp, comp: cst.CompFor, sources: dict) -> Fix | None:
         """`[x ** 2 for x in arr]` -> `arr ** 2` (arr known to be an ndarray)."""
@@ -268,7 +284,11 @@ class _Shape:
         self.ok = True
         self.uses_target = False
         self.operators = 0
-        self.numeric_evidence = False  # surely numbers (not str/list/path operators)
+        # Evidence the items are numbers: `strict` holds for any iterable (no
+        # operator that strings, lists, paths, sets or datetimes also support);
+        # `loose` is enough when the source is known to be an array.
+        self.strict = False
+        self.loose = False
         self.fixable = True  # only targets, numeric literals and known numbers
 
     @property
@@ -294,17 +314,17 @@ def _walk(ctx, expr: cst.BaseExpression, targets: set[str], shape: _Shape) -> No
         pass
     elif isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, _ARITHMETIC):
         shape.operators += 1
-        if _numeric_operator(expr, targets):
-            shape.numeric_evidence = True
+        shape.strict |= _strictly_numeric(expr, targets)
+        shape.loose |= not isinstance(expr.operator, cst.Add) or bool(_literals(expr))
         _walk(ctx, expr.left, targets, shape)
         _walk(ctx, expr.right, targets, shape)
     elif isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
         shape.operators += 1
-        shape.numeric_evidence |= isinstance(expr.operator, cst.Minus)
+        shape.loose |= isinstance(expr.operator, cst.Minus)
         _walk(ctx, expr.expression, targets, shape)
     elif isinstance(expr, cst.Call) and ctx.qualified_name(expr.func) in _ELEMENTWISE_CALLS:
         shape.operators += 1
-        shape.numeric_evidence = True
+        shape.strict = shape.loose = True
         shape.fixable = False
         if len(expr.args) != 1 or expr.args[0].keyword or expr.args[0].star:
             shape.ok = False
@@ -314,25 +334,44 @@ def _walk(ctx, expr: cst.BaseExpression, targets: set[str], shape: _Shape) -> No
         shape.ok = False
 
 
-def _numeric_operator(expr: cst.BinaryOperation, targets: set[str]) -> bool:
-    """An operator that only numbers support with these operands.
+def _literals(expr: cst.BinaryOperation) -> list[cst.BaseExpression]:
+    """Number literals among the operands (`2`, `0.5`, `-1`)."""
+    out = []
+    for side in (expr.left, expr.right):
+        if isinstance(side, cst.UnaryOperation):
+            side = side.expression
+        if isinstance(side, (cst.Integer, cst.Float)):
+            out.append(side)
+    return out
 
-    `+` concatenates strings/lists, `*` repeats them, `/` joins paths: those
-    count only with a float literal (or `+`/`/` with any number literal), or
-    `*` between two loop values (`a * b` over `zip(xs, ys)`).
+
+def _strictly_numeric(expr: cst.BinaryOperation, targets: set[str]) -> bool:
+    """An operation only numbers support with these operands.
+
+    Strings and lists have `+` and `*` (repetition), paths `/`, sets and
+    datetimes `-`: those count only with a number literal (a float one for
+    `*`); `**` always counts, and so does `*` between two loop values
+    (`a * b` over `zip(xs, ys)`).
     """
     op = expr.operator
-    if isinstance(op, (cst.Power, cst.Subtract, cst.FloorDivide)):
+    literals = _literals(expr)
+    if isinstance(op, cst.Power):
         return True
-    literals = [
-        side for side in (expr.left, expr.right) if isinstance(side, (cst.Integer, cst.Float))
-    ]
-    if isinstance(op, (cst.Add, cst.Divide)):
-        return bool(literals)
-    both_targets = all(
-        isinstance(side, cst.Name) and side.value in targets for side in (expr.left, expr.right)
-    )
-    return any(isinstance(lit, cst.Float) for lit in literals) or both_targets
+    if isinstance(op, cst.Multiply):
+        both_targets = all(
+            isinstance(side, cst.Name) and side.value in targets for side in (expr.left, expr.right)
+        )
+        return both_targets or any(isinstance(lit, cst.Float) for lit in literals)
+    return bool(literals)
+
+
+def _shape_like(source: cst.BaseExpression) -> bool:
+    """`x.shape`, `t.size()`, `a.strides`: a few dimensions, not data."""
+    if isinstance(source, cst.Call) and call_name(source) == "size":
+        source = source.func
+    if isinstance(source, cst.Attribute):
+        return source.attr.value in _SHAPE_ATTRIBUTES
+    return False
 
 
 def _single_statement_element(loop: cst.For) -> cst.BaseExpression | None:
@@ -456,6 +495,31 @@ import numpy as np
 total = 0
 for x in values:
     total += x * x
+""",
+    # shapes and index arithmetic
+    """
+import numpy as np
+def half(x):
+    shift = [dim // 2 for dim in x.shape]
+    new = [abs(a * b) for a, b in zip(x.shape, reps)]
+    inp = [-(2 ** p - 1) for p in reversed(range(8))]
+    return shift, new, inp
+""",
+    # operators that strings, sets and datetimes also have
+    """
+import numpy as np
+def shift(stamps, off, values):
+    moved = [x - off for x in stamps]
+    negated = [-v for v in values]
+    joined = [a + b for a, b in zip(left, right)]
+    return moved, negated, joined
+""",
+    # string arrays: `+` is concatenation there
+    """
+import numpy as np
+arr1 = np.array(["a", "b"])
+arr2 = np.array(["c", "d"])
+both = [a + b for a, b in zip(arr1, arr2)]
 """,
     # iterating a DataFrame yields column labels
     """

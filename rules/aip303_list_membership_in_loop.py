@@ -13,6 +13,7 @@ from aiperf_lint.semantic import (
     dotted_name,
     names_in,
     positional_args,
+    target_names,
 )
 
 # Literal lists/tuples up to this size are as fast to scan as to hash, and a
@@ -124,7 +125,7 @@ class ListMembershipInLoop(Rule):
         name = dotted_name(expr)
         if name is None or self.ctx.kind_of(expr) != LIST:
             return False
-        if _small_literal(self.ctx, expr):
+        if _small_literal(self.ctx, expr) or _rebound_here(self.ctx, name):
             return False
         return loop.is_invariant(expr)
 
@@ -149,6 +150,17 @@ def _few_iterations(ctx: Context, frame: LoopFrame) -> bool:
         if len(args) == 1 and isinstance(args[0].value, cst.Integer):
             return int(args[0].value.value, 0) <= _SMALL
     return False
+
+
+def _rebound_here(ctx: Context, name: str) -> bool:
+    """`xs = [x for x in ys if x in xs]`: the test reads the *previous* `xs`, of unknown kind."""
+    statement = ctx.current_statement()
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return any(
+        isinstance(small, cst.Assign) and any(name in target_names(t.target) for t in small.targets)
+        for small in statement.body
+    )
 
 
 def _small_literal(ctx: Context, expr: cst.BaseExpression) -> bool:
@@ -313,6 +325,11 @@ text = open("f.txt").read()
 for w in words:
     if w in text:
         found += 1
+""",
+    # the right-hand side reads the previous binding (a set), not the new list
+    """
+singletons = set(found)
+singletons = [ix for ix in out if ix in singletons]
 """,
     # unknown kind: could be a set
     """

@@ -74,7 +74,8 @@ class WastefulPandasDtypes(Rule):
     Not reported: reads with `dtype=`, `usecols=`, `converters=` or
     `dtype_backend=`, partial or lazy reads (`nrows=`, `chunksize=`,
     `iterator=True`), frames never aggregated nor used in arithmetic, `**kwargs` that may
-    carry a dtype, and `astype` of NumPy arrays or tensors.
+    carry a dtype, `astype` of NumPy arrays or tensors, and `astype` of an
+    index or of column labels.
 
     ## Example
     ```python
@@ -163,13 +164,26 @@ class WastefulPandasDtypes(Rule):
         args = positional_args(call)
         if len(args) != 1:
             return None
-        kind = self.ctx.kind_of(func.value)
+        receiver = func.value
+        if isinstance(receiver, cst.Attribute) and receiver.attr.value in {"index", "columns"}:
+            return None  # labels, not column data
+        if self._numpy_rooted(receiver):
+            return None  # `np.isfinite(x).astype(float)`: an ndarray
+        kind = self.ctx.kind_of(receiver)
         if kind not in {DATAFRAME, SERIES} and not (kind is None and self.ctx.uses("pandas")):
             return None
         dtype = args[0].value
         if isinstance(dtype, cst.SimpleString):
             return _WIDE_STRINGS.get(dtype.evaluated_value)
         return _WIDE_NAMES.get(self.ctx.qualified_name(dtype) or "")
+
+    def _numpy_rooted(self, expr: cst.BaseExpression) -> bool:
+        for inner in _receiver_chain(expr):
+            if isinstance(inner, cst.Call):
+                qname = self.ctx.qualified_name(inner.func) or ""
+                if qname.startswith("numpy."):
+                    return True
+        return False
 
     def _astype_text(self, call: cst.Call, widened: str) -> str:
         arg = cst.Module(body=[]).code_for_node(positional_args(call)[0].value)
@@ -301,6 +315,19 @@ print(df["a"].sum())
 import numpy as np
 arr = np.arange(10)
 total = arr.astype(np.float64).sum()
+""",
+    """
+import numpy as np
+import pandas as pd
+def count_finite(x):
+    return np.isfinite(x).astype(float).sum()
+""",
+    # index labels, not column data
+    """
+import pandas as pd
+df = pd.read_csv("x.csv", usecols=["a"])
+df.index = df.index.astype("object")
+print(df.sum())
 """,
     # widened but not aggregated
     """
