@@ -117,21 +117,18 @@ def find_accumulation(ctx: Context, node: cst.Assign) -> Accumulation | None:
     """The accumulation `node` performs, or None (see the module docstring)."""
     if len(node.targets) != 1:
         return None
-    target_expr = node.targets[0].target
-    target = dotted_name(target_expr)
-    loops = ctx.statement_loops()
-    if target is None or not loops:
-        return None
-    loop = loops[-1]
-    if not _in_loop_body(ctx, loop.node) or _small_loop(ctx, loop):
+    target = dotted_name(node.targets[0].target)
+    if target is None or not ctx.loops:
         return None
     call, none_first = _join_call(node.value, target)
-    if call is None:
-        return None
-    join = _classify_join(ctx, call, target)
+    join = _classify_join(ctx, call, target) if call is not None else None
     if join is None:
         return None
     library, function, element = join
+    loops = ctx.statement_loops()
+    loop = loops[-1] if loops else None
+    if loop is None or not _in_loop_body(ctx, loop.node) or _small_loop(ctx, loop):
+        return None
     uses = _Uses(target, node, element)
     _visit_loop(loop.node, uses)
     if uses.other or (uses.resets and not uses.none_tests):
