@@ -294,7 +294,11 @@ def analyse(
     except RecursionError:
         errors.append(FileError(path, "expression nesting too deep to analyse", kind="syntax"))
     except Exception as exc:  # a rule bug must not take down the run
-        errors.append(_internal_error(path, exc, instances, module))
+        crashed = _crashed_rule(exc, instances)
+        errors.append(_internal_error(path, exc, crashed, module))
+        if crashed is not None:  # the other rules still get the whole file
+            rest = analyse(text, [r for r in rules if r is not crashed], path, module)
+            return Analysis(module, text, rest.reports, errors + rest.errors)
     reports = [(type(rule), report) for rule in instances for report in rule.reports]
     return Analysis(module, text, reports, errors)
 
@@ -315,22 +319,22 @@ def _node_position(module: cst.Module, node: cst.CSTNode | None) -> tuple[int | 
     return (pos.start.line, pos.start.column + 1) if pos else (None, None)
 
 
-def _internal_error(
-    path: str, exc: Exception, instances: Sequence[Rule], module: cst.Module
-) -> FileError:
-    tb = traceback.format_exc()
-    line, column = _node_position(module, getattr(exc, "_aiperf_node", None))
-    rule_code = "engine"
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
+def _crashed_rule(exc: Exception, instances: Sequence[Rule]) -> type[Rule] | None:
+    """The rule whose module the innermost rule frame of the traceback is in."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         for rule in instances:
             module_file = sys.modules[type(rule).__module__].__file__
             if module_file and frame.filename == module_file:
-                rule_code = type(rule).code
-                break
-        else:
-            continue
-        break
+                return type(rule)
+    return None
+
+
+def _internal_error(
+    path: str, exc: Exception, crashed: type[Rule] | None, module: cst.Module
+) -> FileError:
+    tb = traceback.format_exc()
+    line, column = _node_position(module, getattr(exc, "_aiperf_node", None))
+    rule_code = crashed.code if crashed is not None else "engine"
     cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return FileError(
         path,
