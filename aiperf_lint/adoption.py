@@ -316,3 +316,31 @@ def _lines_without_comment_room(text: str) -> set[int]:
         if line.rstrip().endswith("\\"):
             blocked.add(number)
     return blocked
+
+
+def add_noqa_notebook(
+    data: bytes, findings: list[Finding]
+) -> tuple[bytes | None, int, list[Finding]]:
+    """`add_noqa` for a notebook: each cell's source gets its comments; the
+    JSON layout, outputs and metadata are kept (notebook.py's writer)."""
+    from aiperf_lint import notebook
+
+    document = notebook.load(data)
+    cells = notebook.code_cells(document)
+    original = data.decode("utf-8-sig")
+    layout = notebook.layout_of(document, original)  # before rewrite() edits the document
+    by_cell: dict[int, list[Finding]] = {}
+    for finding in findings:
+        by_cell.setdefault(finding.cell or 0, []).append(finding)
+    sources, added, skipped = {}, 0, []
+    for index, cell_findings in by_cell.items():
+        if index >= len(cells):
+            skipped.extend(cell_findings)
+            continue
+        new_source, changed, not_done = add_noqa(cells[index].source, cell_findings)
+        sources[index] = new_source
+        added += changed
+        skipped.extend(not_done)
+    if not notebook.rewrite(document, cells, sources):
+        return None, 0, skipped
+    return notebook.dump(document, layout, original).encode("utf-8"), added, skipped

@@ -325,18 +325,19 @@ def _run_add_noqa(findings: list[Finding], errors: list[FileError], args) -> int
         by_path.setdefault(finding.path, []).append(finding)
     added = 0
     for path, file_findings in sorted(by_path.items()):
-        if path.endswith(".ipynb"):
-            errors.append(FileError(path, "--add-noqa does not edit notebooks yet", kind="io"))
-            continue
         data = Path(path).read_bytes()
-        source = engine.decode(data, path)
-        text, changed, skipped = adoption.add_noqa(source.text, file_findings)
+        if path.endswith(".ipynb"):
+            new_data, changed, skipped = adoption.add_noqa_notebook(data, file_findings)
+        else:
+            source = engine.decode(data, path)
+            text, changed, skipped = adoption.add_noqa(source.text, file_findings)
+            new_data = engine.encode(source, text)
         for finding in skipped:
             errors.append(
                 FileError(path, f"{finding.code}: no line can carry a noqa comment", finding.line)
             )
-        if changed:
-            fileio.atomic_write(Path(path), engine.encode(source, text), fileio.digest(data))
+        if changed and new_data is not None:
+            fileio.atomic_write(Path(path), new_data, fileio.digest(data))
             added += changed
     print(f"Added or extended {added} noqa comments.", file=sys.stderr)
     reporters.format_errors(errors, debug=args.debug)

@@ -328,3 +328,43 @@ def test_action_review_mode_runs_the_review_command(repo, tmp_path):
     assert (tmp_path / "gh.log").read_text().split() == [
         "api", "--method", "POST", "repos/me/proj/pulls/7/reviews", "--input", "aiperf-lint-review.json",
     ]  # fmt: skip
+
+
+def test_add_noqa_in_a_notebook_keeps_outputs(tmp_path):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# title\n"]},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "metadata": {"tags": ["keep"]},
+            "outputs": [{"name": "stdout", "output_type": "stream", "text": ["hi\n"]}],
+            "source": [
+                "%matplotlib inline\n",
+                "import pandas as pd\n",
+                "df = pd.read_csv('x.csv')\n",
+            ],
+        },
+        {
+            "cell_type": "code",
+            "execution_count": 2,
+            "metadata": {},
+            "outputs": [],
+            "source": ["for i, row in df.iterrows():\n", "    df.loc[i, 't'] = row['a'] * 2\n"],
+        },
+    ]
+    nb = {
+        "cells": cells,
+        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb, indent=1) + "\n")
+    assert cli(tmp_path, "check", "nb.ipynb").returncode == 1
+    proc = cli(tmp_path, "check", "--add-noqa", "nb.ipynb")
+    assert proc.returncode == 0, proc.stderr
+    assert cli(tmp_path, "check", "nb.ipynb").returncode == 0
+    after = json.loads(path.read_text())
+    assert after["cells"][1]["outputs"] == cells[1]["outputs"]
+    assert after["cells"][1]["metadata"] == {"tags": ["keep"]}
+    assert after["cells"][2]["source"][0] == "for i, row in df.iterrows():  # noqa: AIP401\n"
