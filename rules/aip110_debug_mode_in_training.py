@@ -39,7 +39,9 @@ class DebugModeInTraining(Rule):
     Not reported: anomaly detection switched off (`set_detect_anomaly(False)`) or
     driven by a flag (`set_detect_anomaly(args.debug)`), and any of these modes
     inside a debugging or profiling branch (`if args.debug:`, `if cfg.profile:`)
-    or a function named for it (`debug_step`, `profile_epoch`). Profilers are
+    or a function named for it (`debug_step`, `profile_epoch`), in test functions
+    (`test_*`), and `detect_anomaly(check_nan=False)`, which code uses on purpose
+    to record where each operation was created. Profilers are
     reported only around or inside a training loop; never reported:
     `torch.autograd.profiler.record_function` (cheap labels) and
     `torch.profiler.profile`, whose `schedule=` is designed to stay in a training
@@ -85,16 +87,23 @@ class DebugModeInTraining(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         qname = self.ctx.qualified_name(node.func)
-        if qname in _SET_ANOMALY and _turns_on(node) and not self.ctx.in_debug_branch():
+        if qname in _SET_ANOMALY and _turns_on(node) and not self._deliberate():
             self.report(node, self.message.format(what="set_detect_anomaly(True)"))
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         call = node.item
-        if not isinstance(call, cst.Call) or self.ctx.in_debug_branch():
+        if not isinstance(call, cst.Call) or self._deliberate():
             return
         qname = self.ctx.qualified_name(call.func) or ""
-        if qname in _ANOMALY_CONTEXTS or (qname in _PROFILERS and self._around_training(call)):
+        anomaly = qname in _ANOMALY_CONTEXTS and not _traceback_only(call)
+        if anomaly or (qname in _PROFILERS and self._around_training(call)):
             self.report(call, self.message.format(what=qname.rsplit(".", 1)[-1] + "()"))
+
+    def _deliberate(self) -> bool:
+        """A debugging/profiling branch or helper, or a test exercising the mode."""
+        function = self.ctx.current_function()
+        in_test = function is not None and function.name.startswith("test")
+        return in_test or self.ctx.in_debug_branch()
 
     def _around_training(self, call: cst.Call) -> bool:
         """The profiled block contains a training loop, or the block runs on every step."""
@@ -107,6 +116,12 @@ class DebugModeInTraining(Rule):
             return False
         loops = m.findall(with_node.body, m.For() | m.While())
         return any(self.ctx.frame_for(loop).is_training_loop() for loop in loops)
+
+
+def _traceback_only(call: cst.Call) -> bool:
+    """`detect_anomaly(check_nan=False)`: used on purpose to record forward stack traces."""
+    check_nan = keyword_arg(call, "check_nan")
+    return check_nan is not None and m.matches(check_nan.value, m.Name("False"))
 
 
 def _turns_on(call: cst.Call) -> bool:
@@ -188,6 +203,16 @@ class Checker:
         self.on = on
 checker = Checker()
 checker.set_detect_anomaly(True)
+""",
+    # a test exercising the mode; traceback capture without NaN checks
+    """
+import torch
+def test_anomaly_reports_nan():
+    with torch.autograd.detect_anomaly():
+        run_step()
+def trace_ops(fn, *args):
+    with torch.autograd.detect_anomaly(check_nan=False):
+        return fn(*args)
 """,
     # the else branch of `if not args.debug:` is the debug branch
     """
