@@ -33,8 +33,10 @@ test: $(STAMP) lint
 	@echo "== verify: every fixture pair at small size (machinery + equivalence, no timing verdicts) =="
 	$(BIN)/aiperf-lint verify --check-only --size small --device cpu
 
+# `make fuzz FUZZ_EXAMPLES=500` for a shorter run; CI (make test) runs 40 per property.
+FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
-	AIPERF_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests -k fuzz -p no:cacheprovider
+	AIPERF_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
 readme: $(STAMP)
 	$(BIN)/python -m aiperf_lint.docs
