@@ -116,8 +116,6 @@ def _indexes_by(target: cst.BaseExpression, frame: LoopFrame) -> bool:
 
 def _large_range(ctx: Context, iterable: cst.BaseExpression) -> bool:
     """`range(len(t))`, `range(n)`; not `range(4)` (a handful of literal steps)."""
-    if call_name(iterable) == "enumerate":
-        return False
     if not isinstance(iterable, cst.Call) or ctx.qualified_name(iterable.func) != "builtins.range":
         return False
     args = positional_args(iterable)
