@@ -87,7 +87,33 @@ _CANONICAL = {
 }
 
 TORCH_FACTORIES = frozenset(
-    ["randn", "rand", "randint", "randperm", "normal", "zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "tensor", "as_tensor", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "from_numpy", "stack", "cat"]
+    [
+        "randn",
+        "rand",
+        "randint",
+        "randperm",
+        "normal",
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "tensor",
+        "as_tensor",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "from_numpy",
+        "stack",
+        "cat",
+    ]
 )
 
 # Calls whose result kind is known, by qualified name.
@@ -140,17 +166,130 @@ _MODEL_NAME = re.compile(
     re.IGNORECASE,
 )
 _MODEL_ATTRIBUTE = re.compile(r"^model$|_model$|^model_", re.IGNORECASE)
-_ML_ROOTS = ("torch", "transformers", "onnxruntime", "sentence_transformers", "sklearn", "keras", "tensorflow")
+_ML_ROOTS = (
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "sentence_transformers",
+    "sklearn",
+    "keras",
+    "tensorflow",
+)
 
 _NUMPY_ARRAY_FUNCS = frozenset(
-    ["zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "eye", "identity", "zeros_like", "ones_like", "empty_like", "full_like", "concatenate", "stack", "vstack", "hstack", "append", "where", "sqrt", "exp", "log", "abs", "dot", "matmul", "cumsum", "sort", "argsort", "unique", "clip", "load", "loadtxt", "genfromtxt", "fromiter", "frombuffer"]
+    [
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "identity",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "concatenate",
+        "stack",
+        "vstack",
+        "hstack",
+        "append",
+        "where",
+        "sqrt",
+        "exp",
+        "log",
+        "abs",
+        "dot",
+        "matmul",
+        "cumsum",
+        "sort",
+        "argsort",
+        "unique",
+        "clip",
+        "load",
+        "loadtxt",
+        "genfromtxt",
+        "fromiter",
+        "frombuffer",
+    ]
 )
 
 _DATAFRAME_METHODS = frozenset(
-    ["copy", "dropna", "fillna", "drop", "drop_duplicates", "merge", "join", "head", "tail", "query", "assign", "sort_values", "sort_index", "reset_index", "set_index", "rename", "astype", "reindex", "sample", "filter", "select_dtypes", "pivot", "pivot_table", "melt", "transpose", "abs", "round", "clip", "replace", "where", "mask", "explode", "interpolate", "ffill", "bfill", "nlargest", "nsmallest", "append", "_append"]
+    [
+        "copy",
+        "dropna",
+        "fillna",
+        "drop",
+        "drop_duplicates",
+        "merge",
+        "join",
+        "head",
+        "tail",
+        "query",
+        "assign",
+        "sort_values",
+        "sort_index",
+        "reset_index",
+        "set_index",
+        "rename",
+        "astype",
+        "reindex",
+        "sample",
+        "filter",
+        "select_dtypes",
+        "pivot",
+        "pivot_table",
+        "melt",
+        "transpose",
+        "abs",
+        "round",
+        "clip",
+        "replace",
+        "where",
+        "mask",
+        "explode",
+        "interpolate",
+        "ffill",
+        "bfill",
+        "nlargest",
+        "nsmallest",
+        "append",
+        "_append",
+    ]
 )
 _SERIES_METHODS = frozenset(
-    ["copy", "dropna", "fillna", "astype", "map", "apply", "abs", "round", "clip", "replace", "where", "mask", "sort_values", "sort_index", "reset_index", "head", "tail", "rolling", "shift", "diff", "cumsum", "rank", "isin", "isna", "notna", "between", "append", "_append"]
+    [
+        "copy",
+        "dropna",
+        "fillna",
+        "astype",
+        "map",
+        "apply",
+        "abs",
+        "round",
+        "clip",
+        "replace",
+        "where",
+        "mask",
+        "sort_values",
+        "sort_index",
+        "reset_index",
+        "head",
+        "tail",
+        "rolling",
+        "shift",
+        "diff",
+        "cumsum",
+        "rank",
+        "isin",
+        "isna",
+        "notna",
+        "between",
+        "append",
+        "_append",
+    ]
 )
 _TENSOR_TO_OTHER = {"item": NUMBER, "tolist": LIST, "numpy": NDARRAY, "size": TUPLE}
 _TENSOR_NON_TENSOR = frozenset({"dim", "numel", "element_size", "is_contiguous"})
@@ -177,8 +316,12 @@ _VIEW_DECORATORS = frozenset(
         "rest_framework.decorators.api_view",
     }
 )
-_VIEW_BASES = frozenset({"View", "APIView", "GenericAPIView", "ViewSet", "HTTPEndpoint", "MethodView"})
-_HTTP_VERB_METHODS = frozenset({"get", "post", "put", "patch", "delete", "create", "list", "retrieve", "update"})
+_VIEW_BASES = frozenset(
+    {"View", "APIView", "GenericAPIView", "ViewSet", "HTTPEndpoint", "MethodView"}
+)
+_HTTP_VERB_METHODS = frozenset(
+    {"get", "post", "put", "patch", "delete", "create", "list", "retrieve", "update"}
+)
 _LOADER_NAME = re.compile(r"(^|_)(loader|dataloader|dl|batches)(_|$)|loader$", re.I)
 _OPTIMIZER_NAME = re.compile(r"(^|_)(optim|optimizer|opt|optimiser)(_|$|\d)", re.I)
 
@@ -1278,8 +1421,7 @@ def _is_false(expr: cst.BaseExpression) -> bool:
 def _is_periodic_test(test: cst.BaseExpression) -> bool:
     """`step % 100 == 0`, `i % log_every == 0`, `not step % 10`, `(i + 1) % n == 0`."""
     return any(
-        isinstance(node.operator, cst.Modulo)
-        for node in walk.find_all(test, cst.BinaryOperation)
+        isinstance(node.operator, cst.Modulo) for node in walk.find_all(test, cst.BinaryOperation)
     )
 
 
