@@ -187,7 +187,10 @@ def _tables(visitor_type: type) -> tuple[dict, dict] | None:
     result: tuple | None
     for attr in dir(visitor_type):
         for prefix, table in (("visit_", visits), ("leave_", leaves)):
-            if attr.startswith(prefix) and callable(getattr(visitor_type, attr)):
+            method = getattr(visitor_type, attr, None)
+            if method is getattr(cst.CSTVisitor, attr, None):
+                continue  # CSTVisitor's own no-op `visit_<Node>_<attr>` stubs
+            if attr.startswith(prefix) and callable(method):
                 suffix = attr[len(prefix) :]
                 if suffix in names:
                     table[suffix] = getattr(visitor_type, attr)  # type: ignore[index]

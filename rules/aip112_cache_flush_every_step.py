@@ -77,6 +77,7 @@ class CacheFlushEveryStep(Rule):
         "the next {unit} allocates again; flush once after the loop, or only on out-of-memory"
     )
     triggers = (b"empty_cache", b"collect(")  # a helper's body holds one of these too
+    trigger_all = ((b"torch",),)
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)

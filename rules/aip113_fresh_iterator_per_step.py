@@ -65,6 +65,7 @@ class FreshIteratorPerStep(Rule):
         "and call `next()` on it, handling `StopIteration`"
     )
     triggers = (b"iter(",)
+    trigger_all = ((b"torch",),)  # is_maybe_loader needs a torch import
 
     def visit_Call(self, node: cst.Call) -> None:
         loader = self._fresh_iterator_of(node)

@@ -61,6 +61,7 @@ class CountBatchesByIterating(Rule):
     )
     fix_kind = "sometimes"
     triggers = (b"len(", b"sum(")
+    trigger_all = ((b"torch",),)  # is_maybe_loader needs a torch import
 
     def visit_Call(self, node: cst.Call) -> None:
         loader = self._counted_iterable(node)

@@ -74,6 +74,7 @@ class RebuiltEveryEpoch(Rule):
     name = "rebuilt-every-epoch"
     message = _OPTIMIZER_MESSAGE
     triggers = (b"DataLoader", b"optim")
+    trigger_all = ((b"torch",), (b"epoch",))  # only epoch-named loops are reported
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)

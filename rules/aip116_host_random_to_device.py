@@ -98,6 +98,8 @@ class HostRandomToDevice(Rule):
     )
     fix_kind = "sometimes"
     triggers = (b"random",)
+    # torch and numpy imported; mentions_accelerator() needs one of the last group
+    trigger_all = ((b"torch",), (b"numpy",), (b"cuda", b"device", b"mps"))
 
     def visit_Call(self, node: cst.Call) -> None:
         source = self._host_random_arg(node)

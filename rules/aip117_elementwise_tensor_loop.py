@@ -63,6 +63,7 @@ class ElementwiseTensorLoop(Rule):
         "sync each); vectorize, or copy it once before the loop with `.tolist()` / `.cpu()`"
     )
     triggers = (b".item(", b"int(", b"float(", b"bool(", b".tolist(")
+    trigger_all = ((b"torch",), (b"cuda", b"device", b"mps"))  # on_device needs both
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.statement_loops() or not self.ctx.uses("torch"):
