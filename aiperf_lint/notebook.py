@@ -439,7 +439,8 @@ def _write(
     if not options.write:
         return result
     try:
-        fileio.atomic_write(path, new_text.encode("utf-8"), fileio.digest(data))
+        bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""  # kept, like .py files
+        fileio.atomic_write(path, bom + new_text.encode("utf-8"), fileio.digest(data))
     except fileio.ChangedOnDisk:
         result.errors.append(
             FileError(name, "file changed on disk while fixing; not written", kind="io")
