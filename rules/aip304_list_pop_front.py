@@ -29,9 +29,10 @@ class ListPopFront(Rule):
     `aiperf-lint verify fixtures/AIP304_list_pop_front --device cpu`).
 
     Not reported: lists that stay tiny (a size guard such as
-    `if len(window) > 5: window.pop(0)`, or a short literal list that is never
-    appended to), names not known to hold a list (`dict.pop(0)` removes key
-    `0`), and `pop()` from the end.
+    `if len(window) > 5: window.pop(0)`), lists that are only drained and never
+    refilled (`while todo: step = todo.pop(0)`: usually a short work list),
+    rotations (`x.append(x.pop(0))`), names not known to hold a list
+    (`dict.pop(0)` removes key `0`), and `pop()` from the end.
 
     ## Example
     ```python
@@ -90,14 +91,10 @@ class ListPopFront(Rule):
         loops = self.ctx.statement_loops()
         if not loops or self.ctx.kind_of(receiver) != LIST:
             return False
-        if any(name in self._grown_in(loop.node.body) for loop in loops):
-            return True  # refilled while it is drained: a queue
-        if "." not in name and self._short_literal(name):
-            return False  # a few literal items, drained once
-        return any(
-            isinstance(loop.node, cst.While) and name in _dotted_names(loop.node.test)
-            for loop in loops
-        )
+        # Refilled while it is drained: a queue. A list only drained (`while todo:`)
+        # is usually a short work list, and a rotation (`x.append(x.pop(0))`)
+        # keeps its size: neither is reported.
+        return any(name in self._grown_in(loop.node.body) for loop in loops)
 
     def _buffer_method(self, name: str) -> bool:
         """`self.buf.pop(0)` in a method of a class that appends to `self.buf`."""
@@ -107,11 +104,6 @@ class ListPopFront(Rule):
         if cls is None or cls.attributes.get(name[5:]) != LIST:
             return False
         return any(name in self._grown_in(method) for method in cls.methods.values())
-
-    def _short_literal(self, name: str) -> bool:
-        binding = self.ctx.binding(name)
-        value = binding.value if binding is not None else None
-        return isinstance(value, (cst.List, cst.Tuple)) and len(value.elements) <= _TINY
 
     def _kept_tiny(self, name: str) -> bool:
         """Under `if len(name) > K` / `while len(name) >= K` with a small literal K."""
@@ -135,25 +127,6 @@ def _is_zero(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Integer) and int(expr.value, 0) == 0
 
 
-def _dotted_names(expr: cst.BaseExpression) -> set[str]:
-    finder = _Dotted()
-    walk.visit(expr, finder)
-    return finder.names
-
-
-class _Dotted(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        dotted = dotted_name(node)
-        if dotted:
-            self.names.add(dotted)
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
-
-
 def _small_size_guard(test: cst.BaseExpression, name: str) -> bool:
     if isinstance(test, cst.BooleanOperation):
         return _small_size_guard(test.left, name) or _small_size_guard(test.right, name)
@@ -173,6 +146,19 @@ def _small_size_guard(test: cst.BaseExpression, name: str) -> bool:
     return False
 
 
+def _re_appends_own_pop(call: cst.Call, name: str) -> bool:
+    """`x.append(x.pop(0))`: a rotation, the list keeps its size."""
+    args = positional_args(call)
+    if not args or not isinstance(args[-1].value, cst.Call):
+        return False
+    inner = args[-1].value
+    return (
+        isinstance(inner.func, cst.Attribute)
+        and inner.func.attr.value == "pop"
+        and dotted_name(inner.func.value) == name
+    )
+
+
 class _Growth(cst.CSTVisitor):
     """Dotted names that grow: `x.append(...)`, `x.extend(...)`, `x += [...]`."""
 
@@ -183,7 +169,7 @@ class _Growth(cst.CSTVisitor):
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in _GROW_METHODS:
             dotted = dotted_name(func.value)
-            if dotted:
+            if dotted and not _re_appends_own_pop(node, dotted):
                 self.grown.add(dotted)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
@@ -225,12 +211,18 @@ while stack:
     node = stack.pop()
     stack.extend(children(node))
 """,
-    # a short literal list that is never refilled
+    # a list that is only drained, never refilled; a rotation of a few axes
     """
 todo = ["download", "extract", "train"]
 while todo:
     step = todo.pop(0)
     run(step)
+levels = [names.index(n) for n in wanted]
+while levels:
+    level = levels.pop(0)
+axes = [0, 1, 2]
+for _ in range(100):
+    axes.append(axes.pop(0))
 """,
     # pop(0) outside any loop or buffer class
     """
@@ -277,7 +269,7 @@ class ReplayBuffer:
             self.memory.pop(0)
 """
     ),
-    # draining a list built from data, in a for loop that refills it
+    # a work list built from data, in a for loop that refills it
     Invalid(
         """
 pending = list(range(100000))

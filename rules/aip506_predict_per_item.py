@@ -84,10 +84,10 @@ class PredictPerItem(Rule):
                 self._check(node, args[0].value, f"{method}(...)")
             elif len(args) == 2 and method == "predict" and self._recommender(func.value):
                 self._check_pair(node, [a.value for a in args])
-        elif node.args and is_model_forward(self.ctx, node):
-            args = positional_args(node)
-            if len(args) == 1:
-                self._check(node, args[0].value, "model(...)")
+        elif len(node.args) == 1 and node.args[0].keyword is None:
+            # the cheap shape test first: is_model_forward is the costlier question
+            if _single_item(node.args[0].value) is not None and is_model_forward(self.ctx, node):
+                self._check(node, node.args[0].value, "model(...)")
 
     def _recommender(self, receiver) -> bool:
         name = receiver.value if isinstance(receiver, cst.Name) else None
