@@ -16,8 +16,8 @@ _GROW_METHODS = frozenset({"append", "extend", "insert"})
 class ListPopFront(Rule):
     """
     ## What it does
-    Finds `list.pop(0)` used as a queue: inside a loop that drains or refills
-    the list (`while queue: node = queue.pop(0)`), or in a method of a buffer
+    Finds `list.pop(0)` used as a queue: inside a loop that refills the list
+    as it drains it (`node = queue.pop(0)` ... `queue.append(child)`), or in a method of a buffer
     class that also appends to the same `self.` list (a `push()` called from a
     loop elsewhere).
 
