@@ -116,6 +116,8 @@ class TensorCreatedThenMoved(Rule):
             return None
         if keyword_arg(expr, "out") is not None or any(a.star for a in expr.args):
             return None
+        if keyword_arg(expr, "generator") is not None:
+            return None  # a CPU generator on purpose: `device=` would not accept it
         device = keyword_arg(expr, "device")
         if device is not None and not _is_cpu_literal(device.value):
             return None  # already created on the device: the move is a no-op
@@ -281,6 +283,12 @@ def _device_argument(move: DeviceMove) -> cst.BaseExpression | None:
 
 
 VALID = [
+    # a seeded CPU generator: creating on the device would reject it
+    """
+import torch
+g = torch.Generator().manual_seed(0)
+noise = torch.rand(16, generator=g).to("cuda")
+""",
     # a cast, not a move
     """
 import torch
