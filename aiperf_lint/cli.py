@@ -293,7 +293,9 @@ def run_check(args) -> int:
 
         formats.FORMATTERS[args.output_format](findings, out)
     else:
-        reporters.format_text(findings, out, fixed=fixed, quiet=args.quiet)
+        reporters.format_text(
+            findings, out, fixed=fixed, quiet=args.quiet, file_errors=len({e.path for e in errors})
+        )
     if args.show_stale:
         for entry in stale:
             print(

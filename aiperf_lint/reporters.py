@@ -36,7 +36,11 @@ def location(finding: Finding) -> str:
 
 
 def format_text(
-    findings: list[Finding], stream: TextIO, fixed: int = 0, quiet: bool = False
+    findings: list[Finding],
+    stream: TextIO,
+    fixed: int = 0,
+    quiet: bool = False,
+    file_errors: int = 0,
 ) -> None:
     style = _Style(use_colour(stream))
     for f in findings:
@@ -60,6 +64,9 @@ def format_text(
         stream.write(
             f"Found {fixed} {'finding' if fixed == 1 else 'findings'} ({fixed} fixed, 0 remaining).\n"
         )
+    elif file_errors:
+        noun = "file" if file_errors == 1 else "files"
+        stream.write(f"No findings, but {file_errors} {noun} could not be checked (see errors).\n")
     else:
         stream.write("All checks passed!\n")
 
