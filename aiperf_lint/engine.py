@@ -21,9 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
+from libcst._nodes.base import CSTNode
+from libcst._position import CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from aiperf_lint import semantic, walk
+from aiperf_lint.layout import Layout
 from aiperf_lint.model import FileError, Finding, TextEdit
 from aiperf_lint.rule import Report, Rule
 from aiperf_lint.semantic import Context
@@ -137,13 +140,33 @@ def parse(text: str, path: str) -> cst.Module:
                     )
                 )
     try:
-        return cst.parse_module(text)
+        return _parse_unvalidated(text)
     except cst.ParserSyntaxError as exc:
         raise LintError(_syntax_error(text, path, exc)) from None
     except RecursionError:
         raise LintError(
             FileError(path, "expression nesting too deep to analyse", kind="syntax")
         ) from None
+
+
+def _skip_validation(self: CSTNode) -> None:
+    return None
+
+
+def _parse_unvalidated(text: str) -> cst.Module:
+    """`cst.parse_module` without re-validating every node the parser builds.
+
+    LibCST validates each node in `__post_init__` (about a fifth of the parse
+    time), a check meant for hand-built trees: the parser's nodes come from the
+    grammar. Nodes that rules build for fixes are still validated, and a fix is
+    only offered when the tree renders back to the exact source text.
+    """
+    validate = CSTNode.__post_init__
+    CSTNode.__post_init__ = _skip_validation  # type: ignore[method-assign]
+    try:
+        return cst.parse_module(text)
+    finally:
+        CSTNode.__post_init__ = validate  # type: ignore[method-assign]
 
 
 def _syntax_error(text: str, path: str, exc: cst.ParserSyntaxError) -> FileError:
@@ -365,22 +388,30 @@ def lint_text(
 def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding]:
     from aiperf_lint.fixer import edits_for_fix
 
-    positions = MetadataWrapper(analysis.module, unsafe_skip_copy=True).resolve(PositionProvider)
+    layout = Layout(analysis.module, analysis.text)
+    if layout.faithful:
+        locate = layout.position
+    else:  # positions of the tree as LibCST renders it (rare: e.g. a lone "\r")
+        whole = MetadataWrapper(analysis.module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+        def locate(node: cst.CSTNode, *hints: cst.CSTNode | None) -> CodeRange | None:
+            return whole.get(node)
+
     findings = []
     seen: set[tuple] = set()
     # Fixes are diffs of re-rendered code: if LibCST cannot reproduce the file
     # exactly (e.g. a trailing lone "\r"), a fix would also edit bytes elsewhere.
-    faithful = not with_fixes or all(r.fix is None for _, r in analysis.reports)
-    faithful = faithful or analysis.module.code == analysis.text
+    faithful = not with_fixes or layout.faithful
     for rule, report in analysis.reports:
-        pos = positions.get(report.node)
+        hints = (report.top, report.statement)
+        pos = locate(report.node, *hints)
         if pos is None:
             continue
         key = (rule.code, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
         if key in seen:
             continue
         seen.add(key)
-        stmt_pos = positions.get(report.statement) if report.statement is not None else None
+        stmt_pos = locate(report.statement, *hints) if report.statement is not None else None
         statement_line = stmt_pos.start.line if stmt_pos else pos.start.line
         finding = Finding(
             code=rule.code,
@@ -399,10 +430,10 @@ def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding
             finding.message += " (fix unavailable: the parser does not round-trip this file)"
         elif report.fix is not None and with_fixes:
             try:
-                finding.edits = [
-                    edit.located(analysis.text)
-                    for edit in edits_for_fix(analysis.module, analysis.text, report.fix)
-                ]
+                edits = layout.fix_edits(report.fix, *hints)
+                if edits is None:  # touches more than the module body: render it all
+                    edits = edits_for_fix(analysis.module, analysis.text, report.fix)
+                finding.edits = [edit.located(analysis.text) for edit in edits]
                 finding.fix_applicability = report.fix.applicability if finding.edits else None
             except Exception as exc:  # a broken fix is dropped, never applied
                 finding.edits = []

@@ -42,6 +42,7 @@ class Report:
     message: str
     fix: Fix | None
     statement: cst.CSTNode | None
+    top: cst.CSTNode | None = None  # the top-level statement being visited when reported
 
 
 class Rule:
@@ -65,7 +66,13 @@ class Rule:
 
     def report(self, node: cst.CSTNode, message: str | None = None, fix: Fix | None = None) -> None:
         self.reports.append(
-            Report(node, message or self.message, fix, self.ctx.current_statement())
+            Report(
+                node,
+                message or self.message,
+                fix,
+                self.ctx.current_statement(),
+                self.ctx.top_statement,
+            )
         )
 
     @classmethod

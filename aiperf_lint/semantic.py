@@ -670,6 +670,7 @@ class Context:
         self.guards: list[_GuardFrame] = []
         self.statements: list[cst.CSTNode] = []
         self.ancestors: list[cst.CSTNode] = []
+        self.top_statement: cst.CSTNode | None = None  # the module-level statement being walked
         self.grad_off_depth = 0
         self.except_depth = 0
         self._loop_frames: dict[int, LoopFrame] = {}
@@ -981,6 +982,8 @@ class Context:
     # ------------------------------------------------------------ traversal hooks
 
     def enter(self, node: cst.CSTNode) -> None:
+        if len(self.ancestors) == 1:
+            self.top_statement = node
         self.ancestors.append(node)
         handler = _ENTER.get(type(node))
         if handler is not None:

@@ -124,7 +124,9 @@ class EagerInferencePath(Rule):
         elif name == "backward" or (name == "step" and self._on_optimizer(node)):
             self._trains = True
         elif self._first_forward is None and self._serving() and self._is_forward(node):
-            self._first_forward = Report(node, self.message, None, self.ctx.current_statement())
+            self._first_forward = Report(
+                node, self.message, None, self.ctx.current_statement(), self.ctx.top_statement
+            )
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         expr = node.decorator.func if isinstance(node.decorator, cst.Call) else node.decorator
