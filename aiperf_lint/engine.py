@@ -25,7 +25,7 @@ from libcst._nodes.base import CSTNode
 from libcst._position import CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from aiperf_lint import semantic, walk
+from aiperf_lint import pieces, semantic, walk
 from aiperf_lint.layout import Layout
 from aiperf_lint.model import FileError, Finding, TextEdit
 from aiperf_lint.rule import Report, Rule
@@ -113,7 +113,7 @@ _LONG_CHAINS = (
 _LONG_LINE = re.compile(r"[^\n]{1200,}")
 
 
-def parse(text: str, path: str) -> cst.Module:
+def _check_size(text: str, path: str) -> None:
     if len(text) > MAX_SOURCE_CHARS:
         size = f"{len(text) / 1e6:.1f} MB"
         raise LintError(
@@ -123,6 +123,10 @@ def parse(text: str, path: str) -> cst.Module:
                 kind="size",
             )
         )
+
+
+def parse(text: str, path: str) -> cst.Module:
+    _check_size(text, path)
     depth = _max_bracket_depth(text)
     if depth > MAX_NESTING:
         raise LintError(
@@ -306,10 +310,14 @@ def _triggered(data: bytes, rule: type[Rule]) -> bool:
 
 
 def analyse(
-    text: str, rules: Sequence[type[Rule]], path: str, module: cst.Module | None = None
+    text: str,
+    rules: Sequence[type[Rule]],
+    path: str,
+    module: cst.Module | None = None,
+    prelude: cst.Module | None = None,
 ) -> Analysis:
     module = module if module is not None else parse(text, path)
-    ctx = Context(module, path)
+    ctx = Context(module, path, prelude)
     instances = [rule(ctx) for rule in rules]
     errors: list[FileError] = []
     try:
@@ -320,7 +328,7 @@ def analyse(
         crashed = _crashed_rule(exc, instances)
         errors.append(_internal_error(path, exc, crashed, module))
         if crashed is not None:  # the other rules still get the whole file
-            rest = analyse(text, [r for r in rules if r is not crashed], path, module)
+            rest = analyse(text, [r for r in rules if r is not crashed], path, module, prelude)
             return Analysis(module, text, rest.reports, errors + rest.errors)
     reports = [(type(rule), report) for rule in instances for report in rule.reports]
     return Analysis(module, text, reports, errors)
@@ -376,13 +384,48 @@ def lint_text(
     with_fixes: bool = True,
 ) -> tuple[list[Finding], list[FileError]]:
     """Findings of `rules` on `text`, noqa applied, positions resolved."""
+    findings, errors = raw_findings(text, rules, path, with_fixes)
+    return (apply_noqa(findings, text) if findings else findings), errors
+
+
+def raw_findings(
+    text: str, rules: Sequence[type[Rule]], path: str, with_fixes: bool = True
+) -> tuple[list[Finding], list[FileError]]:
+    """Findings before noqa; a very large file is analysed piece by piece."""
     if not rules:
         return [], []
+    _check_size(text, path)
+    split = pieces.split(text) if len(text) > pieces.BIG_FILE_CHARS else None
+    if split is not None:
+        return _piecewise_findings(text, split, rules, path, with_fixes)
     analysis = analyse(text, rules, path)
     if not analysis.reports:
         return [], analysis.errors
-    findings = to_findings(analysis, path, with_fixes)
-    return apply_noqa(findings, text), analysis.errors
+    return to_findings(analysis, path, with_fixes), analysis.errors
+
+
+def _piecewise_findings(
+    text: str, split: pieces.Split, rules: Sequence[type[Rule]], path: str, with_fixes: bool
+) -> tuple[list[Finding], list[FileError]]:
+    try:
+        prelude = parse(split.prelude, path) if split.prelude else None
+    except LintError:
+        prelude = None
+    findings: list[Finding] = []
+    errors: list[FileError] = []
+    for piece in split.pieces:  # one tree alive at a time
+        try:
+            analysis = analyse(piece.text, rules, path, prelude=prelude)
+        except LintError as exc:
+            errors.append(piece.error(exc.error))
+            continue
+        errors.extend(piece.error(error) for error in analysis.errors)
+        if analysis.reports:
+            for finding in to_findings(analysis, path, with_fixes):
+                findings.append(piece.finding(finding, text))
+        del analysis
+    findings.sort(key=Finding.sort_key)
+    return findings, errors
 
 
 def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding]:

@@ -64,13 +64,11 @@ def findings_for(
     rules = engine.active_rules(data, [by_code[c] for c in sorted(codes)])
     if not rules:
         return []
+    find = engine.raw_findings if disable_noqa else engine.lint_text
     try:
-        if not disable_noqa:
-            return engine.lint_text(source, rules, filename, with_fixes=False)[0]
-        analysis = engine.analyse(source, rules, filename)
+        return find(source, rules, filename, with_fixes=False)[0]
     except engine.LintError:
         return []  # flake8 reports syntax errors itself (E999)
-    return engine.to_findings(analysis, filename, with_fixes=False) if analysis.reports else []
 
 
 @lru_cache(maxsize=64)

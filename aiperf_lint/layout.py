@@ -16,12 +16,18 @@ whole-module path.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 
 import libcst as cst
 from libcst._position import CodeRange
-from libcst.metadata.position_provider import PositionProvider, PositionProvidingCodegenState
+from libcst.metadata.position_provider import (
+    PositionProvider,
+    PositionProvidingCodegenState,
+    WhitespaceInclusivePositionProvider,
+    WhitespaceInclusivePositionProvidingCodegenState,
+)
 
 from aiperf_lint.model import Fix, TextEdit
 
@@ -54,6 +60,8 @@ class Layout:
             rendered = module.default_newline
         self.faithful = rendered == text
         self._positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
+        self._spans: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
+        self._line_starts: list[int] | None = None
 
     # ------------------------------------------------------------ positions
 
@@ -61,16 +69,36 @@ class Layout:
         """Positions of every node of top-level statement `index`, in file coordinates."""
         positions = self._positions.get(index)
         if positions is None:
-            provider = PositionProvider()
-            state = PositionProvidingCodegenState(
-                default_indent=self.module.default_indent,
-                default_newline=self.module.default_newline,
-                provider=provider,
+            positions = self._positions[index] = self._render_positions(
+                index, PositionProvider(), PositionProvidingCodegenState
             )
-            state.line = self.lines[index]  # statements start at column 0
-            self.module.body[index]._codegen(state)
-            positions = self._positions[index] = provider._computed
         return positions
+
+    def _text_spans(self, index: int) -> Mapping[cst.CSTNode, CodeRange]:
+        """Whitespace-inclusive positions: exactly the text each node renders."""
+        spans = self._spans.get(index)
+        if spans is None:
+            spans = self._spans[index] = self._render_positions(
+                index,
+                WhitespaceInclusivePositionProvider(),
+                WhitespaceInclusivePositionProvidingCodegenState,
+            )
+        return spans
+
+    def _render_positions(self, index: int, provider, state_type) -> Mapping:
+        state = state_type(
+            default_indent=self.module.default_indent,
+            default_newline=self.module.default_newline,
+            provider=provider,
+        )
+        state.line = self.lines[index]  # statements start at column 0
+        self.module.body[index]._codegen(state)
+        return provider._computed
+
+    def _offset(self, line: int, column: int) -> int:
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]
+        return self._line_starts[line - 1] + column
 
     def statement_of(self, node: cst.CSTNode, *hints: cst.CSTNode | None) -> int | None:
         """Index of the top-level statement holding node; hints are tried first."""
@@ -99,6 +127,9 @@ class Layout:
         """
         from aiperf_lint.fixer import Replace, ensure_import
 
+        spliced = self._expression_edits(fix, hints)
+        if spliced is not None:
+            return spliced
         touched: set[int] = set()
         for node in fix.replacements:
             index = self.statement_of(node, *hints)
@@ -123,6 +154,50 @@ class Layout:
         if new_module.header is not module.header or new_module.footer is not module.footer:
             return None
         return self._body_edits(new_module.body)
+
+    def _expression_edits(
+        self, fix: Fix, hints: Sequence[cst.CSTNode | None]
+    ) -> list[TextEdit] | None:
+        """Splice the rendered replacement over the replaced expression's text.
+
+        An expression renders the same wherever it stands (no indentation, no
+        separator supplied by its parent), so no statement is re-rendered:
+        a fix inside a 400 KB class costs the size of the expression.
+        """
+        from aiperf_lint.fixer import diff_edits, ensure_import
+
+        pairs = list(fix.replacements.items())
+        if not pairs or not all(
+            isinstance(old, cst.BaseExpression) and isinstance(new, cst.BaseExpression)
+            for old, new in pairs
+        ):
+            return None
+        edits: list[TextEdit] = []
+        spans: list[tuple[int, int]] = []
+        for old, new in pairs:
+            index = self.statement_of(old, *hints)
+            span = self._text_spans(index).get(old) if index is not None else None
+            if span is None:
+                return None
+            start = self._offset(span.start.line, span.start.column)
+            end = self._offset(span.end.line, span.end.column)
+            spans.append((start, end))
+            new_code = self.module.code_for_node(new)
+            edits.extend(_shifted(diff_edits(self.text[start:end], new_code), start))
+        spans.sort()
+        if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
+            return None  # nested replacements: the outer one wins, as in a transform
+        if fix.imports:
+            module = self.module
+            for spec in fix.imports:
+                module = ensure_import(module, spec)
+            added = self._body_edits(module.body)
+            if added is None or any(
+                e.start <= end and start <= e.end for e in added for start, end in spans
+            ):
+                return None  # an import next to a replaced expression: render the statement
+            edits.extend(added)
+        return edits
 
     def _body_edits(self, new_body: Sequence[cst.BaseStatement]) -> list[TextEdit] | None:
         """Edits turning the old body's text into new_body's: old statements are

@@ -654,7 +654,9 @@ class _GuardFrame:
 class Context:
     """Per-file analysis state, shared by all rules of one traversal."""
 
-    def __init__(self, module: cst.Module, path: str = "<string>") -> None:
+    def __init__(
+        self, module: cst.Module, path: str = "<string>", prelude: cst.Module | None = None
+    ) -> None:
         self.module = module
         self.path = path
         self.imports: dict[str, str] = {}
@@ -678,6 +680,8 @@ class Context:
         self._with_flags: list[bool] = []
         self._module_facts: _ModuleFacts | None = None
         self._autograd_use: dict[int, bool] = {}
+        if prelude is not None:  # a piece of a big file: the file's imports (see pieces.py)
+            self._prescan(prelude)
         self._prescan(module)
 
     # ------------------------------------------------------------ prescan

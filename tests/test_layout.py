@@ -99,3 +99,17 @@ def test_fix_at_end_of_file_without_newline_falls_back() -> None:
         new = _apply(text, finding.edits)
         assert not new.endswith("\n")
         cst.parse_module(new)
+
+
+def test_import_next_to_a_replaced_expression_is_one_consistent_edit() -> None:
+    # AIP107's fix adds an import; the replaced expression starts where the import goes.
+    text = "import torch\nfor x in xs:\n    out = torch.cat([out, x])\n"
+    rules = registry.all_rules()
+    analysis = engine.analyse(text, engine.active_rules(text.encode(), rules), "<t>")
+    layout = Layout(analysis.module, text)
+    for _, report in analysis.reports:
+        if report.fix is None:
+            continue
+        local = layout.fix_edits(report.fix, report.top, report.statement)
+        assert local is not None
+        assert _apply(text, local) == render_fix(analysis.module, report.fix)
