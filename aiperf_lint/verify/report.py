@@ -221,8 +221,12 @@ def render_markdown(document: dict) -> str:
 
     machine = document["machine"]
     check_only = CHECK_ONLY_NOTE * bool(document["settings"].get("check_only"))
+    earlier = "".join(
+        f"`{shlex.join(command)}`, then " for command in document.get("earlier_commands", [])
+    )
+    replaced = " (a later run replaces the rows of the pairs it measured)" if earlier else ""
     lines = [
-        f"Measured by `{shlex.join(document['command'])}` on {device_label(machine)}, "
+        f"Measured by {earlier}`{shlex.join(document['command'])}`{replaced} on {device_label(machine)}, "
         f"{machine['cpu_count']} cores, Python {machine['python']}, {document['date'][:10]}"
         f"{check_only}.",
         "",

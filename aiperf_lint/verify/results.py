@@ -100,6 +100,9 @@ def write_results(document: dict, path: Path) -> Path:
         "pairs": pairs,
         "summary": summarize(pairs, document["summary"]["exit_code"]),
     }
+    if kept:  # say which runs the rows come from (`command` is the latest)
+        earlier = [c for c in _previous_commands(path) if c != document["command"]]
+        merged["earlier_commands"] = earlier
     _write(path, json.dumps(merged, indent=2, allow_nan=False) + "\n")
     return path
 
@@ -107,6 +110,14 @@ def write_results(document: dict, path: Path) -> Path:
 def _identity(entry: dict) -> tuple:
     """A new "default" run of a pair replaces the old one even if its default size changed."""
     return entry["pair"], entry["size_label"]
+
+
+def _previous_commands(path: Path) -> list[list[str]]:
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        return [*previous.get("earlier_commands", []), previous["command"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _previous_entries(path: Path) -> list[dict]:
