@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import libcst as cst
+from libcst._nodes.internal import CodegenState
 from libcst._position import CodeRange
 from libcst.metadata.position_provider import (
     PositionProvider,
@@ -29,6 +30,7 @@ from libcst.metadata.position_provider import (
     WhitespaceInclusivePositionProvidingCodegenState,
 )
 
+from aiperf_lint import walk
 from aiperf_lint.model import Fix, TextEdit
 
 # The line breaks LibCST's position bookkeeping counts.
@@ -127,9 +129,10 @@ class Layout:
         """
         from aiperf_lint.fixer import Replace, ensure_import
 
-        spliced = self._expression_edits(fix, hints)
-        if spliced is not None:
-            return spliced
+        for local in (self._expression_edits, self._nested_statement_edits):
+            edits = local(fix, hints)
+            if edits is not None:
+                return edits
         touched: set[int] = set()
         for node in fix.replacements:
             index = self.statement_of(node, *hints)
@@ -160,11 +163,11 @@ class Layout:
     ) -> list[TextEdit] | None:
         """Splice the rendered replacement over the replaced expression's text.
 
-        An expression renders the same wherever it stands (no indentation, no
-        separator supplied by its parent), so no statement is re-rendered:
-        a fix inside a 400 KB class costs the size of the expression.
+        An expression needs no statement re-rendered: only the indentation of
+        the blocks around it (continuation lines inside brackets may carry it),
+        so a fix inside a 400 KB class costs the size of the expression.
         """
-        from aiperf_lint.fixer import diff_edits, ensure_import
+        from aiperf_lint.fixer import diff_edits
 
         pairs = list(fix.replacements.items())
         if not pairs or not all(
@@ -177,16 +180,74 @@ class Layout:
         for old, new in pairs:
             index = self.statement_of(old, *hints)
             span = self._text_spans(index).get(old) if index is not None else None
-            if span is None:
+            path = _path_to(self.module.body[index], old) if span is not None else None
+            if path is None:
                 return None
+            indents = _block_indents(path, self.module.default_indent)
             start = self._offset(span.start.line, span.start.column)
             end = self._offset(span.end.line, span.end.column)
+            if self._render(old, indents) != self.text[start:end]:
+                return None
             spans.append((start, end))
-            new_code = self.module.code_for_node(new)
+            new_code = self._render(new, indents)
             edits.extend(_shifted(diff_edits(self.text[start:end], new_code), start))
         spans.sort()
         if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
             return None  # nested replacements: the outer one wins, as in a transform
+        return self._with_imports(edits, spans, fix)
+
+    def _nested_statement_edits(
+        self, fix: Fix, hints: Sequence[cst.CSTNode | None]
+    ) -> list[TextEdit] | None:
+        """Re-render only the innermost statement of an indented block that holds
+        every replaced node, with the indentation of the blocks around it."""
+        from aiperf_lint.fixer import Replace, diff_edits
+
+        keys = list(fix.replacements)
+        if not keys:
+            return None
+        index = self.statement_of(keys[0], *hints)
+        if index is None:
+            return None
+        top = self.module.body[index]
+        regions = None
+        for key in keys:
+            path = _path_to(top, key)
+            if path is None:
+                return None
+            found = _enclosing_statements(path, fix.replacements[key], self.module.default_indent)
+            regions = found if regions is None else _common_prefix(regions, found)
+        if not regions:
+            return None  # only the top-level statement holds them all
+        region, indents = regions[-1]
+        span = self._text_spans(index).get(region)
+        if span is None:
+            return None
+        start = self._offset(span.start.line, span.start.column)
+        end = self._offset(span.end.line, span.end.column)
+        if self._render(region, indents) != self.text[start:end]:
+            return None
+        replaced = cst.Module(body=[region]).visit(Replace(fix.replacements)).body
+        new_code = "".join(self._render(stmt, indents) for stmt in replaced)
+        if not new_code.strip():
+            return None  # the block may be left empty: LibCST renders `pass` there
+        edits = _shifted(diff_edits(self.text[start:end], new_code), start)
+        return self._with_imports(edits, [(start, end)], fix)
+
+    def _render(self, stmt: cst.CSTNode, indents: tuple[str, ...]) -> str:
+        state = CodegenState(
+            default_indent=self.module.default_indent,
+            default_newline=self.module.default_newline,
+        )
+        state.indent_tokens.extend(indents)
+        stmt._codegen(state)
+        return "".join(state.tokens)
+
+    def _with_imports(
+        self, edits: list[TextEdit], spans: list[tuple[int, int]], fix: Fix
+    ) -> list[TextEdit] | None:
+        from aiperf_lint.fixer import ensure_import
+
         if fix.imports:
             module = self.module
             for spec in fix.imports:
@@ -195,7 +256,7 @@ class Layout:
             if added is None or any(
                 e.start <= end and start <= e.end for e in added for start, end in spans
             ):
-                return None  # an import next to a replaced expression: render the statement
+                return None  # an import next to a replaced node: render the statement
             edits.extend(added)
         return edits
 
@@ -227,6 +288,64 @@ class Layout:
 
     def _start(self, index: int) -> int:
         return self.starts[index] if index < len(self.starts) else self.body_end
+
+
+class _Found(Exception):
+    pass
+
+
+def _path_to(root: cst.CSTNode, target: cst.CSTNode) -> list[cst.CSTNode] | None:
+    """root ... target, by a read-only walk that stops at the target."""
+    stack: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        stack.append(node)
+        if node is target:
+            raise _Found
+
+    def leave(node: cst.CSTNode) -> None:
+        stack.pop()
+
+    skip = walk.TRIVIA - {type(target)}
+    try:
+        walk.traverse(root, enter, leave, skip=skip)
+    except _Found:
+        return stack
+    return None
+
+
+def _enclosing_statements(
+    path: list[cst.CSTNode], replacement: object, default_indent: str
+) -> list[tuple[cst.CSTNode, tuple[str, ...]]]:
+    """(statement, indentation of the blocks around it) for each statement on the
+    path that sits directly in an indented block, outermost first. The replaced
+    node itself counts only when it is replaced by one statement."""
+    found: list[tuple[cst.CSTNode, tuple[str, ...]]] = []
+    indents: list[str] = []
+    for parent, node in itertools.pairwise(path):
+        if isinstance(parent, cst.IndentedBlock):
+            indents.append(default_indent if parent.indent is None else parent.indent)
+            if node is path[-1] and not isinstance(replacement, cst.BaseStatement):
+                break
+            found.append((node, tuple(indents)))
+    return found
+
+
+def _block_indents(path: list[cst.CSTNode], default_indent: str) -> tuple[str, ...]:
+    return tuple(
+        default_indent if node.indent is None else node.indent
+        for node in path
+        if isinstance(node, cst.IndentedBlock)
+    )
+
+
+def _common_prefix(a: list, b: list) -> list:
+    common = []
+    for x, y in zip(a, b, strict=False):
+        if x[0] is not y[0]:
+            break
+        common.append(x)
+    return common
 
 
 def _line_breaks(code: str) -> int:

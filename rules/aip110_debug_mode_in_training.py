@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
+from aiperf_lint import walk
 from aiperf_lint.rule import Invalid, Rule
 from aiperf_lint.semantic import keyword_arg, positional_args
 
@@ -114,14 +114,18 @@ class DebugModeInTraining(Rule):
         with_node = self.ctx.parent()
         if not isinstance(with_node, cst.With):
             return False
-        loops = m.findall(with_node.body, m.For() | m.While())
+        loops = [*walk.find_all(with_node.body, cst.For), *walk.find_all(with_node.body, cst.While)]
         return any(self.ctx.frame_for(loop).is_training_loop() for loop in loops)
+
+
+def _is_name(expr: cst.BaseExpression, name: str) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == name
 
 
 def _traceback_only(call: cst.Call) -> bool:
     """`detect_anomaly(check_nan=False)`: used on purpose to record forward stack traces."""
     check_nan = keyword_arg(call, "check_nan")
-    return check_nan is not None and m.matches(check_nan.value, m.Name("False"))
+    return check_nan is not None and _is_name(check_nan.value, "False")
 
 
 def _turns_on(call: cst.Call) -> bool:
@@ -130,7 +134,7 @@ def _turns_on(call: cst.Call) -> bool:
     if mode is None:
         keyword = keyword_arg(call, "mode")
         mode = keyword.value if keyword is not None else None
-    return m.matches(mode, m.Name("True")) if mode is not None else False
+    return _is_name(mode, "True") if mode is not None else False
 
 
 VALID = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from aiperf_lint.model import Fix
 from aiperf_lint.rule import Invalid, Rule
@@ -99,7 +98,7 @@ def _false_argument(call: cst.Call) -> cst.Arg | None:
     if len(call.args) != 1:
         return None
     arg = keyword_arg(call, "set_to_none") or next(iter(positional_args(call)), None)
-    if arg is not None and m.matches(arg.value, m.Name("False")):
+    if arg is not None and isinstance(arg.value, cst.Name) and arg.value.value == "False":
         return arg
     return None
 

@@ -113,3 +113,25 @@ def test_import_next_to_a_replaced_expression_is_one_consistent_edit() -> None:
         local = layout.fix_edits(report.fix, report.top, report.statement)
         assert local is not None
         assert _apply(text, local) == render_fix(analysis.module, report.fix)
+
+
+def _rule_examples() -> list[tuple[str, str]]:
+    cases = []
+    for rule in registry.all_rules():
+        valid, invalid = rule.examples()
+        cases += [(f"{rule.code}-{i}", example.code) for i, example in enumerate(invalid)]
+    return cases
+
+
+@pytest.mark.parametrize("name,text", _rule_examples(), ids=[n for n, _ in _rule_examples()])
+def test_every_example_fix_equals_whole_module_render(name: str, text: str) -> None:
+    rules = registry.all_rules()
+    analysis = engine.analyse(text, engine.active_rules(text.encode(), rules), name)
+    layout = Layout(analysis.module, text)
+    assert layout.faithful
+    for _, report in analysis.reports:
+        if report.fix is None:
+            continue
+        local = layout.fix_edits(report.fix, report.top, report.statement)
+        assert local is not None
+        assert _apply(text, local) == render_fix(analysis.module, report.fix), name
