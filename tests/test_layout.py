@@ -118,7 +118,7 @@ def test_import_next_to_a_replaced_expression_is_one_consistent_edit() -> None:
 def _rule_examples() -> list[tuple[str, str]]:
     cases = []
     for rule in registry.all_rules():
-        valid, invalid = rule.examples()
+        _valid, invalid = rule.examples()
         cases += [(f"{rule.code}-{i}", example.code) for i, example in enumerate(invalid)]
     return cases
 
