@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 from libcst._position import CodeRange
+from libcst.metadata import MetadataWrapper
 from libcst.metadata.position_provider import (
     PositionProvider,
     PositionProvidingCodegenState,
@@ -64,6 +65,7 @@ class Layout:
         self._positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._spans: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._line_starts: list[int] | None = None
+        self._whole: Mapping[cst.CSTNode, CodeRange] | None = None
 
     # ------------------------------------------------------------ positions
 
@@ -117,7 +119,15 @@ class Layout:
 
     def position(self, node: cst.CSTNode, *hints: cst.CSTNode | None) -> CodeRange | None:
         index = self.statement_of(node, *hints)
-        return None if index is None else self.statement_positions(index).get(node)
+        if index is None:  # the module itself, its header or footer: LibCST's whole view
+            return self._whole_module_positions().get(node)
+        return self.statement_positions(index).get(node)
+
+    def _whole_module_positions(self) -> Mapping[cst.CSTNode, CodeRange]:
+        if self._whole is None:
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._whole = wrapper.resolve(PositionProvider)
+        return self._whole
 
     # ------------------------------------------------------------ fixes
 

@@ -135,3 +135,12 @@ def test_every_example_fix_equals_whole_module_render(name: str, text: str) -> N
         local = layout.fix_edits(report.fix, report.top, report.statement)
         assert local is not None
         assert _apply(text, local) == render_fix(analysis.module, report.fix), name
+
+
+def test_module_and_header_nodes_still_have_positions() -> None:
+    text = "# header comment\nimport torch\n"
+    module = cst.parse_module(text)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    layout = Layout(module, text)
+    assert layout.position(module) == expected[module]
+    assert layout.position(module.header[0]) == expected[module.header[0]]
