@@ -278,7 +278,7 @@ def test_sweep_writes_a_time_vs_size_plot(tmp_path):
 def test_check_only_measures_but_never_fails_on_speed():
     pair = str(PAIRS / "TST009_no_gain")
     code, out, _ = verify(pair, *FAST)
-    assert code == 1 and "(claimed >= 1.5x)" in out
+    assert code == 1 and "(claimed >= 4x)" in out
     code, out, _ = verify(pair, "--device", "cpu", "--size", "small", "--check-only")
     assert code == 0
     assert "not judged" in out
@@ -383,12 +383,16 @@ def test_module_runs_standalone():
 
 
 def test_ctrl_c_kills_the_children_and_exits_130():
+    # A shell starts background jobs with SIGINT ignored (`make test &`), and Python
+    # keeps that: install Python's own handler so the test does not depend on it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         code, _, err = verify(str(PAIRS / "TST004_timeout"), "--device", "cpu", "--timeout", "60")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130 and "interrupted" in err
     assert child_runners_of(os.getpid()) == []
 
