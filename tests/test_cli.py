@@ -310,3 +310,12 @@ def test_named_directory_inside_an_excluded_one_is_walked(project):
     (pkg / "build" / "gen.py").write_text(BAD)
     findings = json.loads(run("check", "--format", "json", str(pkg), cwd=project).stdout)
     assert {Path(f["path"]).name for f in findings} == {"mod.py"}
+
+
+def test_a_file_named_twice_or_through_a_symlink_is_checked_once(project):
+    (project / "link.py").symlink_to(project / "bad.py")
+    proc = run("check", "bad.py", "./bad.py", "link.py", ".", "--format", "json", cwd=project)
+    assert proc.returncode == 1
+    findings = json.loads(proc.stdout)
+    assert len(findings) == 2
+    assert {f["path"] for f in findings} == {"bad.py"}
