@@ -104,22 +104,26 @@ def split(text: str) -> Split | None:
     starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
     statements = _statement_lines(tree.body)
     result = Split(prelude=_prelude(text, starts, tree.body))
-    inert = {i for i, stmt in enumerate(tree.body) if _is_inert(stmt)}
-    element_runs = {i: _element_runs(stmt, text, starts) for i, stmt in enumerate(tree.body)}
-    del tree
     piece_start: int | None = None  # first line of the piece being gathered
-    for index, (first, last) in enumerate(statements):
+    for index, (first, last, members) in enumerate(statements):
         begin = starts[first - 1]
         end = starts[last] if last < len(starts) else len(text)
+        alone = members[0] if len(members) == 1 else None  # not sharing a line
         big = end - begin > INERT_STATEMENT_CHARS
-        runs = element_runs[index] if end - begin > PIECE_CHARS else None
-        if (big and index in inert) or runs:
+        if big and alone is not None and _is_inert(alone):
+            runs = None  # pure data: not parsed at all
+        elif alone is not None and end - begin > PIECE_CHARS:
+            runs = _element_runs(alone, text, starts)
+            if runs is None:  # one big statement that cannot be cut: it joins a piece
+                runs = []
+        else:
+            runs = []
+        if runs is None or runs:
             if piece_start is not None:
                 result.pieces.append(_plain(text, starts, piece_start, begin))
             piece_start = None
-            if runs and index not in inert:
-                span = (first, last)
-                result.pieces.extend(_wrapped(text, starts, run, span) for run in runs)
+            if runs:
+                result.pieces.extend(_wrapped(text, starts, run, (first, last)) for run in runs)
             continue
         if piece_start is None:
             piece_start = first if result.pieces or index else 1
@@ -131,18 +135,19 @@ def split(text: str) -> Split | None:
     return result
 
 
-def _statement_lines(body: list[ast.stmt]) -> list[tuple[int, int]]:
-    """(first line, last line) of each top-level statement; statements sharing a
-    line (`a = 1; b = 2`) are merged so that every piece starts a line."""
-    spans: list[tuple[int, int]] = []
+def _statement_lines(body: list[ast.stmt]) -> list[tuple[int, int, list[ast.stmt]]]:
+    """(first line, last line, statements) of each top-level statement; statements
+    sharing a line (`a = 1; b = 2`) are merged so that every piece starts a line."""
+    spans: list[tuple[int, int, list[ast.stmt]]] = []
     for stmt in body:
         decorators = getattr(stmt, "decorator_list", None) or []
         first = min([stmt.lineno, *(d.lineno for d in decorators)])
         last = stmt.end_lineno or stmt.lineno
         if spans and first <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(last, spans[-1][1]))
+            previous_first, previous_last, members = spans[-1]
+            spans[-1] = (previous_first, max(last, previous_last), [*members, stmt])
         else:
-            spans.append((first, last))
+            spans.append((first, last, [stmt]))
     return spans
 
 

@@ -19,7 +19,9 @@ MODULES = [
 
 
 def _big_source() -> str:
-    parts = ['"""A generated module."""\n\nimport torch\nimport pandas as pd\n\n']
+    # Two statements on one line first: the split merges them, and must still
+    # judge every later statement by its own code.
+    parts = ['"""A generated module."""\n\nimport torch; import pandas as pd\n\n']
     table = ",\n".join(f'    "key{i}": ({i}, "value {i}")' for i in range(2_500))
     parts.append(f"TABLE = {{\n{table},\n}}\n\n")  # pure data: never parsed
     ops = "\n".join(
