@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import libcst as cst
 from libcst._nodes.base import CSTNode
-from libcst._position import CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from aiperf_lint import pieces, semantic, walk
@@ -432,14 +431,6 @@ def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding
     from aiperf_lint.fixer import edits_for_fix
 
     layout = Layout(analysis.module, analysis.text)
-    if layout.faithful:
-        locate = layout.position
-    else:  # positions of the tree as LibCST renders it (rare: e.g. a lone "\r")
-        whole = MetadataWrapper(analysis.module, unsafe_skip_copy=True).resolve(PositionProvider)
-
-        def locate(node: cst.CSTNode, *hints: cst.CSTNode | None) -> CodeRange | None:
-            return whole.get(node)
-
     findings = []
     seen: set[tuple] = set()
     # Fixes are diffs of re-rendered code: if LibCST cannot reproduce the file
@@ -447,14 +438,16 @@ def to_findings(analysis: Analysis, path: str, with_fixes: bool) -> list[Finding
     faithful = not with_fixes or layout.faithful
     for rule, report in analysis.reports:
         hints = (report.top, report.statement)
-        pos = locate(report.node, *hints)
+        pos = layout.position(report.node, *hints)
         if pos is None:
             continue
         key = (rule.code, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
         if key in seen:
             continue
         seen.add(key)
-        stmt_pos = locate(report.statement, *hints) if report.statement is not None else None
+        stmt_pos = (
+            layout.position(report.statement, *hints) if report.statement is not None else None
+        )
         statement_line = stmt_pos.start.line if stmt_pos else pos.start.line
         finding = Finding(
             code=rule.code,

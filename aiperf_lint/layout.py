@@ -32,6 +32,7 @@ from libcst.metadata.position_provider import (
 )
 
 from aiperf_lint import walk
+from aiperf_lint.fixer import Replace, diff_edits, ensure_import
 from aiperf_lint.model import Fix, TextEdit
 
 # The line breaks LibCST's position bookkeeping counts.
@@ -101,7 +102,7 @@ class Layout:
 
     def _offset(self, line: int, column: int) -> int:
         if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]
+            self._line_starts = line_starts(self.text)
         return self._line_starts[line - 1] + column
 
     def statement_of(self, node: cst.CSTNode, *hints: cst.CSTNode | None) -> int | None:
@@ -118,8 +119,11 @@ class Layout:
         return None
 
     def position(self, node: cst.CSTNode, *hints: cst.CSTNode | None) -> CodeRange | None:
-        index = self.statement_of(node, *hints)
-        if index is None:  # the module itself, its header or footer: LibCST's whole view
+        """Where node is; LibCST's whole-module view when the statements do not
+        render back to the text (e.g. a lone "\\r"), or for the module itself,
+        its header and its footer."""
+        index = self.statement_of(node, *hints) if self.faithful else None
+        if index is None:
             return self._whole_module_positions().get(node)
         return self.statement_positions(index).get(node)
 
@@ -137,8 +141,6 @@ class Layout:
         None when the fix touches something outside the module body (or the
         end of a file without a final newline): the caller renders the module.
         """
-        from aiperf_lint.fixer import Replace, ensure_import
-
         for local in (self._expression_edits, self._nested_statement_edits):
             edits = local(fix, hints)
             if edits is not None:
@@ -177,8 +179,6 @@ class Layout:
         the blocks around it (continuation lines inside brackets may carry it),
         so a fix inside a 400 KB class costs the size of the expression.
         """
-        from aiperf_lint.fixer import diff_edits
-
         pairs = list(fix.replacements.items())
         if not pairs or not all(
             isinstance(old, cst.BaseExpression) and isinstance(new, cst.BaseExpression)
@@ -211,8 +211,6 @@ class Layout:
     ) -> list[TextEdit] | None:
         """Re-render only the innermost statement of an indented block that holds
         every replaced node, with the indentation of the blocks around it."""
-        from aiperf_lint.fixer import Replace, diff_edits
-
         keys = list(fix.replacements)
         if not keys:
             return None
@@ -226,7 +224,7 @@ class Layout:
             if path is None:
                 return None
             found = _enclosing_statements(path, fix.replacements[key], self.module.default_indent)
-            regions = found if regions is None else _common_prefix(regions, found)
+            regions = found if regions is None else _shared_regions(regions, found)
         if not regions:
             return None  # only the top-level statement holds them all
         region, indents = regions[-1]
@@ -256,8 +254,6 @@ class Layout:
     def _with_imports(
         self, edits: list[TextEdit], spans: list[tuple[int, int]], fix: Fix
     ) -> list[TextEdit] | None:
-        from aiperf_lint.fixer import ensure_import
-
         if fix.imports:
             module = self.module
             for spec in fix.imports:
@@ -273,8 +269,6 @@ class Layout:
     def _body_edits(self, new_body: Sequence[cst.BaseStatement]) -> list[TextEdit] | None:
         """Edits turning the old body's text into new_body's: old statements are
         matched by identity, the runs between matches are re-rendered and diffed."""
-        from aiperf_lint.fixer import diff_edits
-
         edits: list[TextEdit] = []
         pending: list[cst.BaseStatement] = []
         next_old = 0
@@ -349,13 +343,18 @@ def _block_indents(path: list[cst.CSTNode], default_indent: str) -> tuple[str, .
     )
 
 
-def _common_prefix(a: list, b: list) -> list:
+def _shared_regions(a: list, b: list) -> list:
     common = []
     for x, y in zip(a, b, strict=False):
         if x[0] is not y[0]:
             break
         common.append(x)
     return common
+
+
+def line_starts(text: str) -> list[int]:
+    """Offset of the start of each line (index 0 is line 1)."""
+    return [0] + [m.end() for m in _NEWLINE.finditer(text)]
 
 
 def _line_breaks(code: str) -> int:

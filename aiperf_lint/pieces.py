@@ -23,13 +23,13 @@ import ast
 import re
 from dataclasses import dataclass, field, replace
 
+from aiperf_lint.layout import line_starts
 from aiperf_lint.model import FileError, Finding, TextEdit
 
 BIG_FILE_CHARS = 256_000
 PIECE_CHARS = 64_000
 INERT_STATEMENT_CHARS = 16_000
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ast, LibCST and our positions count
 _WRAP_OPEN, _WRAP_CLOSE = "[\n", "]\n"
 _ACTIVE = (
     ast.Call,
@@ -101,7 +101,7 @@ def split(text: str) -> Split | None:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+    starts = line_starts(text)  # the line breaks ast and LibCST count
     statements = _statement_lines(tree.body)
     result = Split(prelude=_prelude(text, starts, tree.body))
     piece_start: int | None = None  # first line of the piece being gathered

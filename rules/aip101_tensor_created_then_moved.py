@@ -7,29 +7,14 @@ import libcst as cst
 from aiperf_lint.model import Fix
 from aiperf_lint.patterns import DeviceMove, device_move
 from aiperf_lint.rule import Invalid, Rule
-from aiperf_lint.semantic import keyword_arg, names_in, positional_args
+from aiperf_lint.semantic import TORCH_FACTORIES, keyword_arg, names_in, positional_args
 
-_DETERMINISTIC = frozenset(
-    [
-        "zeros",
-        "ones",
-        "empty",
-        "full",
-        "arange",
-        "linspace",
-        "logspace",
-        "eye",
-        "tensor",
-        "as_tensor",
-        "zeros_like",
-        "ones_like",
-        "empty_like",
-        "full_like",
-    ]
-)
 _RANDOM = frozenset(
     ["randn", "rand", "randint", "randperm", "normal", "rand_like", "randn_like", "randint_like"]
 )
+# The other factories: same values every call (a safe fix). `from_numpy`, `stack`
+# and `cat` take existing data, so moving their result is a real transfer.
+_DETERMINISTIC = TORCH_FACTORIES - _RANDOM - {"from_numpy", "stack", "cat"}
 # Built from a few Python values only: `torch.tensor(<host array>)` is a real transfer.
 _FROM_DATA = frozenset({"tensor", "as_tensor"})
 

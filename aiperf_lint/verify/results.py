@@ -7,6 +7,7 @@ few small JSON files and never runs anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -92,8 +93,9 @@ def _figure(entry: dict, machine: dict) -> dict:
 
 def write_results(document: dict, path: Path) -> Path:
     """Write the evidence file, keeping earlier entries for pairs this run did not measure."""
+    previous = _previous(path)
     fresh = {_identity(entry) for entry in document["pairs"]}
-    kept = [entry for entry in _previous_entries(path) if _identity(entry) not in fresh]
+    kept = [entry for entry in previous["pairs"] if _identity(entry) not in fresh]
     pairs = sorted(kept + document["pairs"], key=lambda entry: (entry["pair"], entry["size"]))
     merged = {
         **document,
@@ -101,7 +103,7 @@ def write_results(document: dict, path: Path) -> Path:
         "summary": summarize(pairs, document["summary"]["exit_code"]),
     }
     if kept:  # say which runs the rows come from (`command` is the latest)
-        earlier = [c for c in _previous_commands(path) if c != document["command"]]
+        earlier = [c for c in previous["commands"] if c != document["command"]]
         merged["earlier_commands"] = earlier
     _write(path, json.dumps(merged, indent=2, allow_nan=False) + "\n")
     return path
@@ -112,20 +114,20 @@ def _identity(entry: dict) -> tuple:
     return entry["pair"], entry["size_label"]
 
 
-def _previous_commands(path: Path) -> list[list[str]]:
+def _previous(path: Path) -> dict:
+    """The evidence file's pairs (schema 1 only) and the commands its rows came from."""
+    found: dict = {"pairs": [], "commands": []}
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
-        return [*previous.get("earlier_commands", []), previous["command"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-
-
-def _previous_entries(path: Path) -> list[dict]:
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        return list(previous["pairs"]) if previous.get("schema_version") == 1 else []
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    except (OSError, ValueError):
+        return found
+    malformed = (AttributeError, KeyError, TypeError)
+    with contextlib.suppress(*malformed):
+        if previous.get("schema_version") == 1:
+            found["pairs"] = list(previous["pairs"])
+    with contextlib.suppress(*malformed):
+        found["commands"] = [*previous.get("earlier_commands", []), previous["command"]]
+    return found
 
 
 def _write(path: Path, text: str) -> None:
